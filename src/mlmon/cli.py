@@ -1,0 +1,183 @@
+"""The ``mlmon`` command line. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlmon import __version__
+from mlmon.config import DEFAULT_CONFIG_PATH, Config, ConfigError, PostgresWarehouse, load_config
+
+log = logging.getLogger("mlmon")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _secrets(config: Config) -> list[str | None]:
+    from mlmon.sinks.factory import secrets_of
+
+    urls = [i.warehouse.url.get_secret_value() for i in config.instances if isinstance(i.warehouse, PostgresWarehouse)]
+    return secrets_of(config.init_config.datadog, urls)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    from mlmon.logs import configure_logging
+
+    config = load_config(args.config)
+    configure_logging(args.log_level, _secrets(config))
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the agent: every job once (``--once``), or on its schedule until SIGTERM/SIGINT."""
+    from mlmon.runner import Agent
+    from mlmon.sinks.base import SinkError
+    from mlmon.sinks.factory import make_sink
+    from mlmon.state import AgentLock, LockError
+
+    config = _load(args)
+    try:
+        sink = make_sink(config.init_config.datadog)
+    except SinkError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    lock = AgentLock(config.init_config.state_dir)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        agent = Agent(config, sink)
+        if args.once:
+            reports = agent.run_once()
+            for r in reports:
+                log.info("instance %s job %s: %d window(s), %d point(s) sent, %d skipped, %d error(s)",
+                         r.instance, r.job, r.windows_processed, r.points_sent, r.points_skipped, r.errors)
+            return EXIT_FAILURE if any(r.errors for r in reports) else EXIT_OK
+        from mlmon.scheduler import run_forever
+
+        run_forever(agent)
+        return EXIT_OK
+    finally:
+        lock.release()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check config, warehouse connectivity, tables and columns, and the Datadog key; report every problem."""
+    from mlmon.preflight import preflight
+
+    config = _load(args)
+    problems = preflight(config, print)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return EXIT_FAILURE
+    print("all checks passed")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build a demo warehouse, run the predictions job over its week, print the summary."""
+    import shutil
+
+    from mlmon import demo
+    from mlmon.config import parse_config
+    from mlmon.logs import configure_logging
+    from mlmon.runner import Agent
+    from mlmon.sinks.base import SinkError
+    from mlmon.sinks.factory import make_sink
+
+    directory = Path(args.dir)
+    warehouse = directory / "warehouse.duckdb"
+    jsonl = directory / "metrics.jsonl"
+    state = directory / "state"
+    shutil.rmtree(state, ignore_errors=True)
+    jsonl.unlink(missing_ok=True)
+    end = time.time()
+    started = time.perf_counter()
+    counts = demo.build_warehouse(warehouse, end, days=args.days)
+    print(f"demo warehouse {warehouse}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    config = parse_config(
+        {
+            "init_config": {
+                "env": "demo",
+                "state_dir": str(state),
+                "datadog": {"transport": "api" if args.send else "jsonl", "jsonl_path": str(jsonl)},
+            },
+            "instances": [
+                {
+                    "name": "demo",
+                    "warehouse": {"engine": "duckdb", "path": str(warehouse)},
+                    "tags": ["team:ads", "source:mlmon-demo"],
+                    "jobs": {"predictions": {"initial_lookback": f"{args.days}d"}},
+                }
+            ],
+        },
+        "mlmon demo",
+    )
+    configure_logging(args.log_level, _secrets(config))
+    try:
+        sink = make_sink(config.init_config.datadog)
+    except SinkError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    reports = Agent(config, sink).run_once()
+    outputs = [o for r in reports for o in r.outputs]
+    print()
+    print(demo.format_summary(demo.summarise(outputs)))
+    print()
+    for r in reports:
+        where = "sent to Datadog" if args.send else f"written to {jsonl}"
+        print(f"job {r.job}: {r.windows_processed} windows, {r.points_sent:,} points {where}, "
+              f"{r.points_skipped:,} skipped, {r.rows_fetched:,} aggregate rows fetched, "
+              f"{r.errors} error(s) in {time.perf_counter() - started:.1f}s")
+        for message in r.messages:
+            print(f"  error: {message}")
+    return EXIT_FAILURE if any(r.errors for r in reports) else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="mlmon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mlmon {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+                        help=f"config file (default: {DEFAULT_CONFIG_PATH})")
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="run the agent (scheduler, or --once for cron)")
+    p.add_argument("--once", action="store_true", help="run every due window of every job once, then exit")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", parents=[common], help="check config, warehouse, tables, columns, Datadog key")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("demo", help="build a demo DuckDB warehouse with incidents and run mlmon over it")
+    p.add_argument("--dir", default="mlmon-demo", help="where to write the warehouse and metrics (default: mlmon-demo)")
+    p.add_argument("--days", type=int, default=7, help="days of demo data (default: 7)")
+    p.add_argument("--send", action="store_true",
+                   help="push to Datadog (DD_API_KEY, DD_SITE) instead of writing JSON Lines")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mlmon`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: Any = args.func(args)
+        return int(result)
+    except ConfigError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

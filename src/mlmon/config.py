@@ -1,0 +1,330 @@
+"""Configuration: one YAML file, ``init_config`` + ``instances``, validated once into frozen models.
+
+Errors name the file and the YAML path (``instances -> 0 -> tables -> predictions``). ``${VAR}``
+references in string values are expanded from the environment (an unset variable expands to an
+empty string, which optional fields read as "not set"). Defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("conf.d/mlmon.d/conf.yaml")
+
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid. The message names file and path."""
+
+
+def parse_duration(value: object) -> float:
+    """Parse ``30s``, ``10m``, ``1h``, ``1d``, ``1w`` or a number of seconds into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 10m, 1h or 1d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30s, 10m, 1h or 1d, got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _identifier(value: object) -> str:
+    if not isinstance(value, str) or not IDENTIFIER_RE.fullmatch(value):
+        raise ValueError(f"expected an identifier matching [A-Za-z_][A-Za-z0-9_.]*, got {value!r}")
+    return value
+
+
+def _empty_to_none(value: object) -> object:
+    return None if value == "" else value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Identifier = Annotated[str, BeforeValidator(_identifier)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_to_none)]
+OptionalStr = Annotated[str | None, BeforeValidator(_empty_to_none)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatadogConfig(_Frozen):
+    """Where and how metrics are sent."""
+
+    api_key: OptionalSecret = None
+    app_key: OptionalSecret = None
+    site: OptionalStr = None
+    api_host: OptionalStr = None
+    transport: Literal["api", "jsonl"] = "api"
+    jsonl_path: Path = Path("metrics.jsonl")
+    historical_ingestion: bool = False
+    ingestion_horizon: Duration = Field(default=50 * 60, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff: Duration = Field(default=1.0, ge=0)
+    max_payload_bytes: int = Field(default=450_000, ge=10_000, le=3_000_000)
+
+    def resolved_api_key(self) -> str | None:
+        """The API key: config first, then ``DD_API_KEY`` / ``DATADOG_API_KEY``."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        return os.environ.get("DD_API_KEY") or os.environ.get("DATADOG_API_KEY") or None
+
+    def resolved_app_key(self) -> str | None:
+        """The application key: config first, then ``DD_APP_KEY`` / ``DATADOG_APP_KEY``."""
+        if self.app_key is not None:
+            return self.app_key.get_secret_value()
+        return os.environ.get("DD_APP_KEY") or os.environ.get("DATADOG_APP_KEY") or None
+
+    def resolved_api_host(self) -> str:
+        """API base URL: ``api_host``, ``site``, ``DATADOG_HOST``, ``DD_SITE``, then datadoghq.com."""
+        if self.api_host:
+            return self.api_host.rstrip("/")
+        if self.site:
+            return f"https://api.{self.site}"
+        if os.environ.get("DATADOG_HOST"):
+            return os.environ["DATADOG_HOST"].rstrip("/")
+        if os.environ.get("DD_SITE"):
+            return f"https://api.{os.environ['DD_SITE']}"
+        return "https://api.datadoghq.com"
+
+
+class InitConfig(_Frozen):
+    """Settings shared by every instance."""
+
+    env: OptionalStr = None
+    state_dir: Path = Path(".mlmon/state")
+    datadog: DatadogConfig = DatadogConfig()
+
+
+class DuckDBWarehouse(_Frozen):
+    """An embedded DuckDB database file (opened read-only)."""
+
+    engine: Literal["duckdb"]
+    path: Path
+
+
+class PostgresWarehouse(_Frozen):
+    """A PostgreSQL server, by libpq URL (``postgresql://user:password@host:5432/db``)."""
+
+    engine: Literal["postgres"]
+    url: SecretStr
+    connect_timeout: Duration = Field(default=10.0, gt=0)
+
+
+Warehouse = Annotated[DuckDBWarehouse | PostgresWarehouse, Field(discriminator="engine")]
+
+
+class Tables(_Frozen):
+    """Physical table names; ``null`` disables the jobs that need the table."""
+
+    predictions: Identifier | None = "predictions"
+    labels: Identifier | None = "labels"
+    replays: Identifier | None = "replays"
+    training_runs: Identifier | None = "training_runs"
+    training_features: Identifier | None = "training_features"
+
+
+TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "predictions": ("request_id", "ts", "model", "model_version", "prediction"),
+    "labels": ("request_id", "label", "label_ts"),
+    "replays": ("request_id", "model_version", "prediction"),
+    "training_runs": (
+        "model", "model_version", "trained_at", "train_rows", "valid_rows", "valid_logloss", "valid_auc",
+    ),
+    "training_features": ("model", "model_version"),
+}
+
+
+TimestampPolicy = Literal["window_end", "send_time"]
+
+
+class PredictionsJob(_Frozen):
+    """Descriptive statistics, same-value ratio, invalid counts and drift of served predictions."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=600, gt=0)
+    window: Duration = Field(default=600, ge=60)
+    lateness: Duration = Field(default=300, ge=0)
+    initial_lookback: Duration = Field(default=3600, ge=0)
+    drift_reference: Duration = Field(default=86400, gt=0)
+    timestamp_policy: TimestampPolicy = "window_end"
+    max_windows_per_query: int = Field(default=36, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _day_multiple(self) -> PredictionsJob:
+        if 86400 % self.window:
+            raise ValueError("window must divide a day evenly (e.g. 5m, 10m, 15m, 1h)")
+        if self.drift_reference % self.window:
+            raise ValueError("drift_reference must be a multiple of window")
+        return self
+
+
+class QualityJob(_Frozen):
+    """Online logloss/AUC once labels have matured (accepted now, computed from a later release)."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=3600, gt=0)
+    label_delay: Duration = Field(default=3600, ge=0)
+    initial_lookback: Duration = Field(default=3600, ge=0)
+    timestamp_policy: TimestampPolicy = "send_time"
+
+
+class ReproducibilityJob(_Frozen):
+    """Share of online predictions reproduced by offline replays (accepted now, computed later)."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=3600, gt=0)
+    replay_delay: Duration = Field(default=3600, ge=0)
+    initial_lookback: Duration = Field(default=3600, ge=0)
+    atol: float = Field(default=1e-6, ge=0)
+    rtol: float = Field(default=1e-4, ge=0)
+    timestamp_policy: TimestampPolicy = "send_time"
+
+
+class TrainingJob(_Frozen):
+    """Offline metrics and training-row trends per model version (accepted now, computed later)."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=3600, gt=0)
+    features: tuple[Identifier, ...] = ()
+    top_k: int = Field(default=10, ge=1, le=100)
+
+
+class Jobs(_Frozen):
+    """Per-job settings."""
+
+    predictions: PredictionsJob = PredictionsJob()
+    quality: QualityJob = QualityJob()
+    reproducibility: ReproducibilityJob = ReproducibilityJob()
+    training: TrainingJob = TrainingJob()
+
+
+class Instance(_Frozen):
+    """One warehouse to watch."""
+
+    name: Identifier
+    warehouse: Warehouse
+    tables: Tables = Tables()
+    columns: dict[str, dict[str, Identifier]] = Field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    jobs: Jobs = Jobs()
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for table, renames in value.items():
+            if table not in TABLE_COLUMNS:
+                raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLE_COLUMNS)}")
+            if table == "training_features":
+                continue
+            for logical in renames:
+                if logical not in TABLE_COLUMNS[table]:
+                    raise ValueError(
+                        f"unknown column {logical!r} for table {table}; "
+                        f"expected one of {', '.join(TABLE_COLUMNS[table])}"
+                    )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_shape(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not tag or "," in tag or tag.startswith(("env:", "model:", "model_version:")):
+                raise ValueError(f"bad static tag {tag!r} (no commas; env/model tags are set by mlmon)")
+        return value
+
+    def column(self, table: str, logical: str) -> str:
+        """The physical column name for a logical column of the data contract."""
+        return self.columns.get(table, {}).get(logical, logical)
+
+
+class Config(_Frozen):
+    """The whole file."""
+
+    init_config: InitConfig = InitConfig()
+    instances: tuple[Instance, ...] = Field(min_length=1)
+
+    @field_validator("instances")
+    @classmethod
+    def _unique_names(cls, value: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        names = [i.name for i in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"instance names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    def base_tags(self, instance: Instance) -> tuple[str, ...]:
+        """Tags every metric of ``instance`` carries: ``env:<env>`` and the static tags."""
+        env = (f"env:{self.init_config.env}",) if self.init_config.env else ()
+        return (*env, *instance.tags)
+
+
+def expand_env(value: Any) -> Any:
+    """Expand ``${VAR}`` in every string of a loaded YAML tree (unset variables become "")."""
+    if isinstance(value, str):
+        return _ENV_RE.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in error.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union"))]
+        # a discriminated union adds the tag ("duckdb") to the path; keep the user's path
+        path = " -> ".join(p for p in loc if p not in ("duckdb", "postgres")) or "(top level)"
+        lines.append(f"  {path}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    """Validate an already-loaded YAML tree. Raises :class:`ConfigError` naming ``source``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with init_config and instances")
+    try:
+        return Config.model_validate(expand_env(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, expand and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,247 @@
+"""``mlmon demo``: a week of realistic ad-tech data in DuckDB, with planted incidents, run through mlmon.
+
+Three models (two CTR, one CVR), retrained daily at 02:00 UTC, serve predictions every minute of
+the week. Planted incidents, by model:
+
+* ``cvr_app``: predictions stuck at one value for 3 hours two days ago (same-value ratio 1.0);
+  latest version's offline logloss worse than the previous one's; replays diverge in the last day.
+* ``ctr_video``: no predictions for an hour yesterday (unavailable); the latest version trained on
+  40 % fewer rows.
+* ``ctr_banner``: predictions shifted upward for the last 6 hours (drift); a few NaN, negative and
+  > 1 predictions every hour (invalid rows); training feature ``bid_floor`` stuck at one value in the
+  latest version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DAY = 86400
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """One demo model: its name, base rate and traffic per minute."""
+
+    name: str
+    base_rate: float
+    per_minute: float
+
+
+MODELS = (
+    DemoModel("ctr_banner", 0.02, 60.0),
+    DemoModel("ctr_video", 0.035, 40.0),
+    DemoModel("cvr_app", 0.08, 25.0),
+)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _version_at(ts: np.ndarray) -> np.ndarray:
+    """Daily retrain at 02:00 UTC: the version serving at ``ts`` is named after that training day."""
+    trained = np.floor((ts - 2 * HOUR) / DAY) * DAY
+    return np.array(
+        [dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("v%Y%m%d") for t in trained], dtype=object
+    )
+
+
+def build_frames(end: float, days: int = 7, seed: int = 7) -> dict[str, pd.DataFrame]:
+    """Every table of the data contract for the ``days`` before ``end`` (Unix seconds, UTC)."""
+    rng = np.random.default_rng(seed)
+    start = end - days * DAY
+    preds, labels, replays, runs, feats = [], [], [], [], []
+    for m_index, model in enumerate(MODELS):
+        minutes = np.arange(start, end, 60.0)
+        diurnal = 1.0 + 0.5 * np.sin(2 * np.pi * ((minutes % DAY) / DAY - 0.25))
+        per_minute = rng.poisson(model.per_minute * diurnal)
+        ts = np.repeat(minutes, per_minute) + rng.uniform(0, 60, per_minute.sum())
+        if model.name == "ctr_video":  # outage: an hour without predictions yesterday
+            gap_start = math.floor((end - DAY - 4 * HOUR) / HOUR) * HOUR
+            ts = ts[(ts < gap_start) | (ts >= gap_start + HOUR)]
+        n = ts.size
+        z = rng.normal(0.0, 0.9, n)
+        score = _logit(model.base_rate) + z
+        true_p = _sigmoid(score + rng.normal(0.0, 0.3, n))
+        if model.name == "ctr_banner":  # drift: the last 6 hours shifted upward
+            score = np.where(ts >= end - 6 * HOUR, score + 1.2, score)
+        pred = _sigmoid(score)
+        if model.name == "cvr_app":  # stuck: one value for 3 hours two days ago
+            stuck_start = math.floor((end - 2 * DAY) / HOUR) * HOUR
+            pred = np.where((ts >= stuck_start) & (ts < stuck_start + 3 * HOUR), 0.0731, pred)
+        if model.name == "ctr_banner":  # invalid rows: NaN, negative, above one
+            bad = rng.random(n) < 0.0005
+            pred = np.where(bad, rng.choice([np.nan, -0.5, 1.5], n), pred)
+        request_id = np.char.add(f"{model.name}-", np.arange(n).astype(str))
+        versions = _version_at(ts)
+        preds.append(pd.DataFrame({
+            "request_id": request_id,
+            "ts": pd.to_datetime(ts, unit="s"),
+            "model": model.name,
+            "model_version": versions,
+            "prediction": pred,
+            "device": rng.choice(["ios", "android", "web"], n, p=[0.4, 0.45, 0.15]),
+        }))
+        y = (rng.random(n) < true_p).astype(np.int64)
+        delay = rng.exponential(20 * 60 if model.name.startswith("ctr") else 6 * HOUR, n)
+        labels.append(pd.DataFrame({
+            "request_id": request_id, "label": y, "label_ts": pd.to_datetime(ts + delay, unit="s"),
+        }))
+        replay = np.where(np.isfinite(pred), pred, np.nan)
+        if model.name == "cvr_app":  # reproducibility drop in the last day
+            drift_mask = (ts >= end - DAY) & (rng.random(n) < 0.3)
+            replay = np.where(drift_mask, np.clip(replay * 1.05, 0, 1), replay)
+        keep = rng.random(n) < 0.98  # the batch pipeline misses a few requests
+        replays.append(pd.DataFrame({
+            "request_id": request_id[keep], "model_version": versions[keep], "prediction": replay[keep],
+        }))
+        # training history: 40 daily versions so that the 30-day comparison has data
+        first_day = math.floor((end - 40 * DAY) / DAY) * DAY
+        for d in range(41):
+            trained_at = first_day + d * DAY + 2 * HOUR
+            if trained_at > end:
+                break
+            latest = trained_at + DAY > end
+            version = dt.datetime.fromtimestamp(trained_at - 2 * HOUR, dt.timezone.utc).strftime("v%Y%m%d")
+            rows = int(1_000_000 * (1 + 0.15 * m_index) * (1 + rng.normal(0, 0.01)))
+            if latest and model.name == "ctr_video":
+                rows = int(rows * 0.6)
+            logloss = 0.09 + 0.05 * m_index + rng.normal(0, 0.0005)
+            if latest and model.name == "cvr_app":
+                logloss *= 1.08
+            runs.append({
+                "model": model.name, "model_version": version,
+                "trained_at": pd.Timestamp(trained_at, unit="s"),
+                "train_rows": rows, "valid_rows": rows // 10,
+                "valid_logloss": logloss, "valid_auc": 0.74 + 0.02 * m_index + rng.normal(0, 0.002),
+            })
+            k = 500
+            bid_floor = rng.gamma(2.0, 0.5, k)
+            if latest and model.name == "ctr_banner":
+                bid_floor = np.full(k, 0.5)
+            feats.append(pd.DataFrame({
+                "model": model.name, "model_version": version,
+                "age": np.where(rng.random(k) < 0.05, np.nan, rng.integers(18, 70, k).astype(float)),
+                "device": rng.choice(["ios", "android", "web"], k, p=[0.4, 0.45, 0.15]),
+                "bid_floor": bid_floor,
+            }))
+    return {
+        "predictions": pd.concat(preds, ignore_index=True),
+        "labels": pd.concat(labels, ignore_index=True),
+        "replays": pd.concat(replays, ignore_index=True),
+        "training_runs": pd.DataFrame(runs),
+        "training_features": pd.concat(feats, ignore_index=True),
+    }
+
+
+def build_warehouse(path: Path, end: float, days: int = 7) -> dict[str, int]:
+    """Write the demo tables into a fresh DuckDB file; returns row counts per table."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    frames = build_frames(end, days)
+    con = duckdb.connect(str(path))
+    try:
+        for name, frame in frames.items():
+            con.register("frame", frame)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')  # noqa: S608 - fixed demo names
+            con.unregister("frame")
+    finally:
+        con.close()
+    return {name: len(frame) for name, frame in frames.items()}
+
+
+# Thresholds the demo summary flags; the shipped monitors carry their own.
+SAME_VALUE_ALERT = 0.9
+PSI_ALERT = 0.2
+
+
+@dataclass
+class ModelSummary:
+    """What the demo prints for one model."""
+
+    rows: int = 0
+    invalid: int = 0
+    windows: int = 0
+    unavailable: int = 0
+    last_mean: float | None = None
+    last_p95: float | None = None
+    max_same_value: float = 0.0
+    stuck_windows: int = 0
+    max_psi: float = 0.0
+    drifted_windows: int = 0
+
+
+def summarise(outputs: list) -> dict[str, ModelSummary]:  # type: ignore[type-arg]
+    """Fold window outputs into per-model figures (window order is preserved)."""
+    from mlmon.samples import CheckStatus
+
+    out: dict[str, ModelSummary] = {}
+    for window_out in outputs:
+        for check in window_out.checks:
+            model = dict(t.split(":", 1) for t in check.tags if ":" in t).get("model")
+            if model:
+                s = out.setdefault(model, ModelSummary())
+                s.windows += 1
+                s.unavailable += check.status == CheckStatus.CRITICAL
+        for sample in window_out.samples:
+            model = dict(t.split(":", 1) for t in sample.tags if ":" in t).get("model")
+            if model is None:
+                continue
+            s = out.setdefault(model, ModelSummary())
+            metric = sample.name.removeprefix("mlmon.prediction.")
+            if metric == "count":
+                s.rows += int(sample.value)
+            elif metric == "invalid_count":
+                s.invalid += int(sample.value)
+            elif metric == "mean":
+                s.last_mean = sample.value
+            elif metric == "p95":
+                s.last_p95 = sample.value
+            elif metric == "same_value_ratio":
+                s.max_same_value = max(s.max_same_value, sample.value)
+                s.stuck_windows += sample.value >= SAME_VALUE_ALERT
+            elif metric == "psi":
+                s.max_psi = max(s.max_psi, sample.value)
+                s.drifted_windows += sample.value > PSI_ALERT
+    return out
+
+
+def format_summary(summary: dict[str, ModelSummary]) -> str:
+    """A table a person reads in a terminal."""
+
+    def num(x: float | None, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
+    header = (f"{'model':<12} {'rows':>8} {'invalid':>7} {'mean':>7} {'p95':>7} "
+              f"{'max same-value':>14} {'max PSI':>8}  health")
+    lines = [header, "-" * len(header)]
+    for model, s in sorted(summary.items()):
+        flags = []
+        if s.unavailable:
+            flags.append(f"UNAVAILABLE in {s.unavailable} window(s)")
+        if s.stuck_windows:
+            flags.append(f"STUCK (same-value ratio >= {SAME_VALUE_ALERT}) in {s.stuck_windows} window(s)")
+        if s.drifted_windows:
+            flags.append(f"SHIFTED (PSI > {PSI_ALERT}) in {s.drifted_windows} window(s)")
+        if s.invalid:
+            flags.append(f"{s.invalid} invalid prediction(s)")
+        lines.append(
+            f"{model:<12} {s.rows:>8} {s.invalid:>7} {num(s.last_mean, '.4f'):>7} {num(s.last_p95, '.4f'):>7} "
+            f"{s.max_same_value:>14.3f} {s.max_psi:>8.3f}  {'; '.join(flags) or 'ok'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""The ``predictions`` job: descriptive statistics, same-value ratio and drift per window."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mlmon.config import Instance, PredictionsJob
+from mlmon.jobs.windows import Window
+from mlmon.metrics.descriptive import PredictionAggregate, describe
+from mlmon.metrics.drift import ks_statistic, psi
+from mlmon.metrics.histogram import ScoreHistogram
+from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
+from mlmon.state import JobState
+from mlmon.warehouse.engines import Engine
+from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
+
+log = logging.getLogger("mlmon.jobs.predictions")
+
+AVAILABLE_CHECK = "mlmon.predictions.available"
+
+
+@dataclass
+class WindowOutput:
+    """What one window produced."""
+
+    window: Window
+    samples: list[Sample] = field(default_factory=list)
+    checks: list[ServiceCheck] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)  # model -> version seen in this window
+
+
+def _expected_models(
+    window: Window, seen: dict[str, set[int]], state: JobState, configured: Sequence[str], day_windows: int
+) -> set[str]:
+    """Models that should have rows in ``window``: configured, or seen within the day before it."""
+    expected = set(configured)
+    for model, indexes in seen.items():
+        if any(window.index - day_windows <= i < window.index for i in indexes):
+            expected.add(model)
+    for model, info in state.models.items():
+        if info.get("last_seen") is not None and info["last_seen"] >= window.start - day_windows * (
+            window.end - window.start
+        ):
+            expected.add(model)
+    return expected
+
+
+def compute(
+    engine: Engine,
+    instance: Instance,
+    job: PredictionsJob,
+    windows: Sequence[Window],
+    state: JobState,
+    base_tags: Iterable[str],
+    now: float,
+) -> tuple[list[WindowOutput], int]:
+    """Query one contiguous range of windows and return per-window outputs and rows fetched."""
+    width = job.window
+    ref_offset = job.drift_reference
+    start, end = windows[0].start, windows[-1].end
+    result = fetch_prediction_aggregates(
+        engine, instance, start, end, start - ref_offset, end - ref_offset, width, instance.models
+    )
+    base = make_tags(base_tags)
+    day_windows = int(round(86400 / width))
+    ref_windows = int(round(ref_offset / width))
+
+    by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
+    seen: dict[str, set[int]] = defaultdict(set)
+    for key, agg in result.groups.items():
+        by_window[key.window_index][key] = agg
+        seen[key.model].add(key.window_index)
+
+    def reference(model: str, index: int) -> ScoreHistogram | None:
+        hists = [
+            agg.histogram
+            for key, agg in by_window.get(index - ref_windows, {}).items()
+            if key.model == model
+        ]
+        return ScoreHistogram.merge(hists) if hists else None
+
+    outputs = []
+    table = instance.tables.predictions
+    for window in windows:
+        out = WindowOutput(window)
+        groups = by_window.get(window.index, {})
+        present = {key.model for key in groups}
+        for key, agg in sorted(groups.items(), key=lambda kv: (kv[0].model, kv[0].model_version)):
+            tags = make_tags(base, f"model:{key.model}", f"model_version:{key.model_version}" if key.model_version else ())
+            stats = describe(agg)
+            values: dict[str, float | None] = {
+                "count": stats.count,
+                "invalid_count": stats.invalid_count,
+                "mean": stats.mean,
+                "stddev": stats.stddev,
+                "min": stats.minimum,
+                "max": stats.maximum,
+                "same_value_ratio": stats.same_value_ratio,
+                **stats.quantiles,
+            }
+            ref = reference(key.model, window.index)
+            if ref is not None:
+                values["psi"] = psi(ref, agg.histogram)
+                values["ks_statistic"] = ks_statistic(ref, agg.histogram)
+            for name, value in values.items():
+                if value is not None:
+                    out.samples.append(Sample(f"mlmon.prediction.{name}", float(value), tags, window.end))
+            out.models[key.model] = key.model_version
+        expected = _expected_models(window, seen, state, instance.models, day_windows)
+        for model in sorted(expected | present):
+            check_tags = make_tags(base, f"model:{model}")
+            if model in present:
+                out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.OK, check_tags, now))
+                continue
+            version = state.models.get(model, {}).get("version") or _last_version(result.groups, model)
+            tags = make_tags(check_tags, f"model_version:{version}" if version else ())
+            out.samples.append(Sample("mlmon.prediction.count", 0.0, tags, window.end))
+            message = (
+                f"instance {instance.name}: no rows in table {table} for model {model} "
+                f"in window ending {_iso(window.end)}"
+            )
+            out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, now, message))
+        outputs.append(out)
+    return outputs, result.rows_fetched
+
+
+def _last_version(groups: dict[GroupKey, PredictionAggregate], model: str) -> str:
+    keys = [k for k in groups if k.model == model]
+    return max(keys, key=lambda k: k.window_index).model_version if keys else ""
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

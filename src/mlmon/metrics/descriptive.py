@@ -1,0 +1,126 @@
+"""Descriptive statistics of a window of predictions.
+
+Quantiles follow NumPy's default ("linear") definition exactly: the warehouse returns the order
+statistics at ranks ``floor(q * (n - 1))`` and the next one, and they are interpolated here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from mlmon.metrics.histogram import ScoreHistogram
+
+# (metric suffix, probability) of the quantiles mlmon reports
+QUANTILES: tuple[tuple[str, float], ...] = (
+    ("p05", 0.05),
+    ("p25", 0.25),
+    ("median", 0.50),
+    ("p75", 0.75),
+    ("p95", 0.95),
+    ("p99", 0.99),
+)
+
+
+def quantile_ranks(valid_count: int) -> set[int]:
+    """0-based ranks of the sorted valid predictions needed to interpolate every reported quantile."""
+    ranks: set[int] = set()
+    if valid_count <= 0:
+        return ranks
+    for _, q in QUANTILES:
+        lo = math.floor(q * (valid_count - 1))
+        ranks.update((lo, min(lo + 1, valid_count - 1)))
+    return ranks
+
+
+@dataclass(frozen=True)
+class PredictionAggregate:
+    """What the warehouse returns for one (model, model_version, window).
+
+    ``count`` counts every row; the other fields describe the valid rows only (finite, in [0, 1]).
+    ``mode_count`` is the number of rows equal to the most frequent valid value, ``order_stats`` maps
+    the ranks of :func:`quantile_ranks` to their values, ``histogram`` is the drift summary.
+    """
+
+    count: int
+    valid_count: int
+    mean: float | None
+    stddev: float | None
+    minimum: float | None
+    maximum: float | None
+    mode_count: int
+    order_stats: Mapping[int, float] = field(default_factory=dict)
+    histogram: ScoreHistogram = field(default_factory=ScoreHistogram.empty)
+
+    @classmethod
+    def from_values(cls, values: npt.ArrayLike) -> PredictionAggregate:
+        """Aggregate raw predictions in memory with the warehouse's rules (small data, tests)."""
+        arr = np.asarray(values, dtype=np.float64)
+        valid = np.sort(arr[(arr >= 0.0) & (arr <= 1.0)])
+        n = int(valid.size)
+        return cls(
+            count=int(arr.size),
+            valid_count=n,
+            mean=float(valid.mean()) if n else None,
+            stddev=float(valid.std(ddof=1)) if n > 1 else None,
+            minimum=float(valid[0]) if n else None,
+            maximum=float(valid[-1]) if n else None,
+            mode_count=int(np.unique(valid, return_counts=True)[1].max()) if n else 0,
+            order_stats={r: float(valid[r]) for r in quantile_ranks(n)},
+            histogram=ScoreHistogram.from_values(valid),
+        )
+
+
+@dataclass(frozen=True)
+class PredictionStats:
+    """Descriptive statistics of one window; ``None`` where a statistic is undefined."""
+
+    count: int
+    invalid_count: int
+    mean: float | None
+    stddev: float | None
+    minimum: float | None
+    maximum: float | None
+    quantiles: dict[str, float]
+    same_value_ratio: float | None
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def interpolate_quantiles(valid_count: int, order_stats: Mapping[int, float]) -> dict[str, float]:
+    """NumPy-linear quantiles from the order statistics at :func:`quantile_ranks`."""
+    out: dict[str, float] = {}
+    if valid_count <= 0:
+        return out
+    for name, q in QUANTILES:
+        pos = q * (valid_count - 1)
+        lo = math.floor(pos)
+        hi = min(lo + 1, valid_count - 1)
+        x_lo, x_hi = order_stats[lo], order_stats[hi]
+        out[name] = x_lo + (pos - lo) * (x_hi - x_lo)
+    return out
+
+
+def describe(agg: PredictionAggregate) -> PredictionStats:
+    """Turn a window aggregate into the reported statistics.
+
+    Sample standard deviation (ddof=1) needs two valid rows; every statistic but ``count`` and
+    ``invalid_count`` needs one.
+    """
+    has_rows = agg.valid_count > 0
+    return PredictionStats(
+        count=agg.count,
+        invalid_count=agg.count - agg.valid_count,
+        mean=_finite(agg.mean) if has_rows else None,
+        stddev=_finite(agg.stddev) if agg.valid_count > 1 else None,
+        minimum=_finite(agg.minimum) if has_rows else None,
+        maximum=_finite(agg.maximum) if has_rows else None,
+        quantiles=interpolate_quantiles(agg.valid_count, agg.order_stats),
+        same_value_ratio=agg.mode_count / agg.valid_count if has_rows else None,
+    )

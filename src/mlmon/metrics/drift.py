@@ -1,0 +1,60 @@
+"""Distribution drift between a reference window and the current one, from score histograms.
+
+* ``psi``: Population Stability Index over ``bins`` quantile bins of the reference (bin edges on the
+  drift grid of :mod:`mlmon.metrics.histogram`, so both sides are counted exactly), with empty-bin
+  shares replaced by ``eps`` as Evidently does: ``sum((cur - ref) * ln(cur / ref))``.
+* ``ks_statistic``: the two-sample Kolmogorov-Smirnov statistic ``sup |F_ref - F_cur|`` evaluated on
+  the drift grid, i.e. SciPy's ``ks_2samp`` on the predictions' grid buckets.
+
+Both return ``None`` when either side has no valid rows: no reference means no drift value, not 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlmon.metrics.histogram import ScoreHistogram
+
+PSI_BINS = 10
+PSI_EPS = 1e-4
+
+
+def _aligned(reference: ScoreHistogram, current: ScoreHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    grid = np.union1d(reference.bucket, current.bucket)
+    ref = np.zeros(grid.size, np.int64)
+    cur = np.zeros(grid.size, np.int64)
+    ref[np.searchsorted(grid, reference.bucket)] = reference.count
+    cur[np.searchsorted(grid, current.bucket)] = current.count
+    return grid, ref, cur
+
+
+def psi_edges(reference: ScoreHistogram, bins: int = PSI_BINS) -> np.ndarray:
+    """Bucket indices closing each bin but the last: the reference's i/bins quantiles (inverted CDF)."""
+    cum = np.cumsum(reference.count) / reference.total
+    targets = np.arange(1, bins) / bins
+    # smallest bucket whose cumulative share reaches the target (with a little float slack)
+    idx = np.searchsorted(cum, targets - 1e-12, side="left")
+    return np.unique(reference.bucket[np.minimum(idx, reference.bucket.size - 1)])
+
+
+def psi(reference: ScoreHistogram, current: ScoreHistogram, bins: int = PSI_BINS, eps: float = PSI_EPS) -> float | None:
+    """Population Stability Index of ``current`` against ``reference``."""
+    if reference.total == 0 or current.total == 0:
+        return None
+    edges = psi_edges(reference, bins)
+    ref_bins = np.bincount(np.searchsorted(edges, reference.bucket, side="left"), reference.count, edges.size + 1)
+    cur_bins = np.bincount(np.searchsorted(edges, current.bucket, side="left"), current.count, edges.size + 1)
+    ref_share = ref_bins / reference.total
+    cur_share = cur_bins / current.total
+    ref_share = np.where(ref_share == 0, eps, ref_share)
+    cur_share = np.where(cur_share == 0, eps, cur_share)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def ks_statistic(reference: ScoreHistogram, current: ScoreHistogram) -> float | None:
+    """Kolmogorov-Smirnov statistic on the bucket grid."""
+    if reference.total == 0 or current.total == 0:
+        return None
+    _, ref, cur = _aligned(reference, current)
+    diff = np.cumsum(ref) / reference.total - np.cumsum(cur) / current.total
+    return float(np.max(np.abs(diff)))

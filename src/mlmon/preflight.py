@@ -1,0 +1,78 @@
+"""``mlmon check``: every problem with a config, its warehouses and Datadog, not only the first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlglot import exp
+
+from mlmon.config import TABLE_COLUMNS, Config, Instance
+from mlmon.runner import IMPLEMENTED_JOBS
+from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
+from mlmon.warehouse.sql import bind_source, parse_template
+
+#: tables each job reads
+JOB_TABLES = {"predictions": ("predictions",)}
+
+
+def probe_query(instance: Instance, table: str) -> exp.Expression:
+    """``SELECT <contract columns> FROM <table> WHERE 1 = 0``: checks names without reading rows."""
+    columns = ", ".join(f"src.{c}" for c in TABLE_COLUMNS[table])
+    template = parse_template(f"SELECT {columns} FROM __source__ AS src WHERE 1 = 0")  # noqa: S608 - fixed names
+    physical = getattr(instance.tables, table)
+    return bind_source(template, physical, instance.columns.get(table, {}))
+
+
+def check_instance(instance: Instance, say: Callable[[str], object], engine_factory: Callable[..., Engine] = open_engine) -> list[str]:
+    """Problems with one instance's warehouse, tables and columns."""
+    problems: list[str] = []
+    try:
+        engine = engine_factory(instance.warehouse)
+    except WarehouseError as exc:
+        return [f"instance {instance.name}: {exc}"]
+    say(f"instance {instance.name}: connected ({engine.dialect})")
+    try:
+        for job in IMPLEMENTED_JOBS:
+            for table in JOB_TABLES[job]:
+                physical = getattr(instance.tables, table)
+                if physical is None:
+                    say(f"instance {instance.name}: table {table} not configured; job {job} skipped")
+                    continue
+                try:
+                    engine.fetch(probe_query(instance, table), {})
+                    say(f"instance {instance.name}: table {physical} has the columns job {job} needs")
+                except (QueryError, WarehouseError) as exc:
+                    problems.append(f"instance {instance.name}, table {physical} (job {job}): {exc}")
+    finally:
+        engine.close()
+    return problems
+
+
+def check_datadog(config: Config, say: Callable[[str], object]) -> list[str]:
+    """Validate the API key against ``/api/v1/validate`` when sending through the API."""
+    cfg = config.init_config.datadog
+    if cfg.transport != "api":
+        say(f"datadog: transport {cfg.transport}, no key needed")
+        return []
+    key = cfg.resolved_api_key()
+    if not key:
+        return ["datadog: no API key (init_config.datadog.api_key, DD_API_KEY or DATADOG_API_KEY)"]
+    from mlmon.sinks.datadog_api import DatadogApiSink
+
+    sink = DatadogApiSink(api_key=key, api_host=cfg.resolved_api_host(), timeout=cfg.timeout, max_retries=0)
+    problem = sink.validate()
+    if problem:
+        return [f"datadog: {problem}"]
+    say(f"datadog: API key valid at {cfg.resolved_api_host()}")
+    return []
+
+
+def preflight(config: Config, say: Callable[[str], object]) -> list[str]:
+    """Run every check, print progress with ``say`` and each problem as found; return the problems."""
+    problems: list[str] = []
+    for instance in config.instances:
+        problems += check_instance(instance, say)
+    problems += check_datadog(config, say)
+    for p in problems:
+        say(f"PROBLEM {p}")
+    return problems

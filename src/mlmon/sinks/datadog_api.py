@@ -1,0 +1,177 @@
+"""Datadog HTTP API sink, through the ``datadog`` package's API client.
+
+Series go to ``/api/v1/series`` in chunks under ``max_payload_bytes`` with explicit timestamps and no
+host; service checks go to ``/api/v1/check_run`` one by one. The ``datadog`` client returns many
+failures as a dict instead of raising, and lets 4xx bodies through: every answer is inspected, and
+an ``errors`` key, a ``DatadogException`` (connection refused, timeout, 5xx), a 429 or any non-2xx
+status is a failure. 429, 5xx, timeouts and connection errors are retried with exponential backoff
+and jitter (429 honours ``Retry-After``); then :class:`SinkError` leaves the window pending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mlmon.samples import Point, Sample, ServiceCheck
+from mlmon.sinks.base import SinkError
+from mlmon.sinks.jsonl import to_series
+
+log = logging.getLogger("mlmon.sinks.datadog_api")
+
+# statuses the datadog client would turn into ApiError; we want the response object instead
+_CLIENT_ERROR_CODES = [400, 401, 403, 404, 405, 408, 409, 413, 422, 429]
+_RETRYABLE_CODES = {408, 429}
+_MAX_RETRY_AFTER = 60.0
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+def chunk_series(series: list[dict[str, Any]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Split series objects into lists whose JSON payload stays under ``max_bytes``."""
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = len('{"series": []}')
+    for obj in series:
+        n = len(json.dumps(obj)) + 2
+        if current and size + n > max_bytes:
+            chunks.append(current)
+            current, size = [], len('{"series": []}')
+        current.append(obj)
+        size += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class DatadogApiSink:
+    """Submits through ``datadog.api``; configure one per process (the client's settings are global)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_host: str,
+        app_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+        max_payload_bytes: int = 450_000,
+        horizon: float | None = 50 * 60,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_key:
+            raise SinkError("no Datadog API key: set init_config.datadog.api_key or DD_API_KEY")
+        self._api_key = api_key
+        self._app_key = app_key
+        self._api_host = api_host
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._backoff = retry_backoff
+        self._max_bytes = max_payload_bytes
+        self._sleep = sleep
+        self.horizon = horizon
+
+    def __repr__(self) -> str:  # never show the key
+        return f"DatadogApiSink(api_host={self._api_host!r})"
+
+    def _configure(self) -> None:
+        from datadog import api
+
+        api._api_key = self._api_key
+        api._application_key = self._app_key
+        api._api_host = self._api_host
+        api._host_name = ""
+        api._timeout = self._timeout
+        api._max_retries = 0  # retries are ours, so that they are bounded and logged
+        api._mute = False
+        api._return_raw_response = True
+
+    def _post_once(self, path: str, body: dict[str, Any]) -> None:
+        from datadog.api.api_client import APIClient
+        from datadog.api.exceptions import DatadogException, HttpBackoff
+
+        self._configure()
+        # the client's own circuit breaker would refuse calls for minutes after 3 timeouts
+        APIClient._backoff_timestamp = None
+        APIClient._timeout_counter = 0
+        try:
+            answer = APIClient.submit(
+                "POST", path, body=body, attach_host_name=False,
+                suppress_response_errors_on_codes=_CLIENT_ERROR_CODES,
+            )
+        except HttpBackoff as exc:
+            raise _Retryable(f"client backing off: {exc}") from None
+        except DatadogException as exc:  # connection refused, timeout, 5xx, ...
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        except ValueError as exc:  # a non-JSON body
+            raise _Retryable(f"unreadable answer: {exc}") from None
+        obj, response = answer if isinstance(answer, tuple) else (answer, None)
+        status = getattr(response, "status_code", 200)
+        errors = obj.get("errors") if isinstance(obj, dict) else None
+        if status in _RETRYABLE_CODES:
+            delay = None
+            retry_after = getattr(response, "headers", {}).get("Retry-After")
+            if retry_after:
+                try:
+                    delay = min(float(retry_after), _MAX_RETRY_AFTER)
+                except ValueError:
+                    delay = None
+            raise _Retryable(f"HTTP {status} from {path}: {errors or 'rate limited'}", delay)
+        if not 200 <= status < 300 or errors:
+            raise SinkError(f"Datadog rejected {path} (HTTP {status}): {errors or obj}")
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
+        attempt = 0
+        while True:
+            try:
+                self._post_once(path, body)
+                return
+            except _Retryable as exc:
+                if attempt >= self._max_retries:
+                    raise SinkError(f"Datadog {path} failed after {attempt + 1} attempts: {exc}") from None
+                delay = exc.delay if exc.delay is not None else self._backoff * (2**attempt)
+                delay *= 1 + random.random() * 0.25  # jitter so that agents do not retry in step
+                log.warning("Datadog %s failed (%s); retry %d in %.1fs", path, exc, attempt + 1, delay)
+                self._sleep(delay)
+                attempt += 1
+
+    def submit(self, points: Sequence[Point]) -> None:
+        series = [to_series(p) for p in points if isinstance(p, Sample)]
+        for chunk in chunk_series(series, self._max_bytes):
+            self._post("series", {"series": chunk})
+        for check in (p for p in points if isinstance(p, ServiceCheck)):
+            body: dict[str, Any] = {
+                "check": check.name,
+                "host_name": "",
+                "status": int(check.status),
+                "timestamp": int(check.timestamp),
+                "tags": list(check.tags),
+            }
+            if check.message:
+                body["message"] = check.message[:500]
+            self._post("check_run", body)
+
+    def validate(self) -> str | None:
+        """Ask ``/api/v1/validate`` whether the API key is valid; ``None`` if it is, else the reason."""
+        from datadog.api.api_client import APIClient
+        from datadog.api.exceptions import DatadogException
+
+        self._configure()
+        try:
+            answer = APIClient.submit("GET", "validate", suppress_response_errors_on_codes=_CLIENT_ERROR_CODES)
+        except DatadogException as exc:
+            return f"cannot reach {self._api_host}: {type(exc).__name__}"
+        obj, response = answer if isinstance(answer, tuple) else (answer, None)
+        status = getattr(response, "status_code", 200)
+        if status == 200 and isinstance(obj, dict) and obj.get("valid"):
+            return None
+        return f"API key rejected by {self._api_host} (HTTP {status})"

@@ -1,0 +1,34 @@
+"""Build the configured sink."""
+
+from __future__ import annotations
+
+from mlmon.config import DatadogConfig
+from mlmon.sinks.base import Sink
+
+
+def make_sink(cfg: DatadogConfig) -> Sink:
+    """The sink for ``transport``; raises :class:`~mlmon.sinks.base.SinkError` if it cannot be built."""
+    if cfg.transport == "jsonl":
+        from mlmon.sinks.jsonl import JsonlSink
+
+        return JsonlSink(cfg.jsonl_path)
+    from mlmon.sinks.datadog_api import DatadogApiSink
+
+    return DatadogApiSink(
+        api_key=cfg.resolved_api_key() or "",
+        app_key=cfg.resolved_app_key(),
+        api_host=cfg.resolved_api_host(),
+        timeout=cfg.timeout,
+        max_retries=cfg.max_retries,
+        retry_backoff=cfg.retry_backoff,
+        max_payload_bytes=cfg.max_payload_bytes,
+        horizon=None if cfg.historical_ingestion else cfg.ingestion_horizon,
+    )
+
+
+def secrets_of(cfg_datadog: DatadogConfig, urls: list[str]) -> list[str | None]:
+    """Every secret the agent holds, for the log scrubber."""
+    import re
+
+    passwords = [m.group(1) for u in urls if (m := re.search(r"://[^:/@\s]+:([^@\s]+)@", u))]
+    return [cfg_datadog.resolved_api_key(), cfg_datadog.resolved_app_key(), *urls, *passwords]

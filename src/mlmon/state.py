@@ -1,0 +1,109 @@
+"""Agent state on disk: one watermark per (instance, job), written atomically, and a single-agent lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+
+class LockError(Exception):
+    """Another agent holds the state directory."""
+
+
+@dataclass
+class JobState:
+    """What a job remembers between runs.
+
+    ``watermark`` is the end (Unix seconds) of the last window the sink accepted. ``models`` maps a
+    model name to ``{"last_seen": <window end>, "version": <last version>}`` so that a model that
+    stops serving is still expected (and reported with ``count`` 0) for a day.
+    """
+
+    watermark: float | None = None
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class StateStore:
+    """JSON files under ``state_dir/<instance>/<job>.json``."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(state_dir)
+
+    def _path(self, instance: str, job: str) -> Path:
+        return self.root / instance / f"{job}.json"
+
+    def load(self, instance: str, job: str) -> JobState:
+        """The saved state, or a fresh one if there is none yet."""
+        path = self._path(instance, job)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return JobState()
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable state file ({exc}); move it away to start over") from None
+        return JobState(watermark=data.get("watermark"), models=dict(data.get("models", {})))
+
+    def save(self, instance: str, job: str, state: JobState) -> None:
+        """Write atomically: a crash leaves either the old or the new file, never half of one."""
+        path = self._path(instance, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"watermark": state.watermark, "models": state.models}, sort_keys=True, indent=1)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{job}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+class AgentLock:
+    """An exclusive ``flock`` on ``state_dir/mlmon.lock``, held for the agent's lifetime."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(state_dir) / "mlmon.lock"
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`LockError` naming the holder's pid."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise LockError(
+                f"another mlmon agent (pid {holder}) is using state directory {self.path.parent}; "
+                "refusing to start"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        """Drop the lock."""
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> AgentLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

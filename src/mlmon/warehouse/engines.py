@@ -1,0 +1,122 @@
+"""Engines: open a connection, run a rendered query with bound parameters, return result tuples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlglot import exp
+
+from mlmon.config import DuckDBWarehouse, PostgresWarehouse
+from mlmon.warehouse.sql import render
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be reached or opened."""
+
+
+class QueryError(Exception):
+    """A query failed (missing table or column, type error, engine error)."""
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def scrub_url(text: str) -> str:
+    """Hide the password part of any ``scheme://user:password@host`` in ``text``."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+class Engine(Protocol):
+    """A connection that runs sqlglot queries and returns plain tuples."""
+
+    dialect: str
+
+    def fetch(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``query`` with bound ``params`` and return every result row."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def _naive_utc(params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        out[key] = value
+    return out
+
+
+class DuckDBEngine:
+    """A DuckDB database file, opened read-only (the agent never writes to the warehouse)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str) -> None:
+        import duckdb
+
+        self._label = f"duckdb file {path}"
+        try:
+            self._con = duckdb.connect(path, read_only=True)
+            self._con.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open {self._label}: {exc}") from None
+
+    def fetch(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        import duckdb
+
+        try:
+            return self._con.execute(render(query, self.dialect), _naive_utc(params)).fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(f"{self._label}: {exc}") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class PostgresEngine:
+    """A PostgreSQL server; the session runs in UTC so naive timestamps mean UTC."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, connect_timeout: float) -> None:
+        import psycopg
+
+        try:
+            self._con = psycopg.connect(
+                url, autocommit=True, connect_timeout=max(1, int(connect_timeout)), options="-c TimeZone=UTC"
+            )
+        except psycopg.Error as exc:
+            raise WarehouseError(f"cannot connect to postgres: {scrub_url(str(exc)).strip()}") from None
+
+    def fetch(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            with self._con.cursor() as cur:
+                cur.execute(render(query, self.dialect), _naive_utc(params))  # type: ignore[arg-type]
+                return list(cur.fetchall())
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(f"postgres connection lost: {scrub_url(str(exc)).strip()}") from None
+        except psycopg.Error as exc:
+            raise QueryError(f"postgres: {scrub_url(str(exc)).strip()}") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def open_engine(warehouse: DuckDBWarehouse | PostgresWarehouse) -> Engine:
+    """Connect to the configured warehouse. Raises :class:`WarehouseError`."""
+    if isinstance(warehouse, DuckDBWarehouse):
+        return DuckDBEngine(str(warehouse.path))
+    return PostgresEngine(warehouse.url.get_secret_value(), warehouse.connect_timeout)
+
+
+def rows_as_dicts(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Name the columns of result tuples."""
+    return [dict(zip(columns, row, strict=True)) for row in rows]

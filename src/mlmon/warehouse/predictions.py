@@ -1,0 +1,191 @@
+"""The predictions job's single statement: per (model, model_version, window) stats, quantile order
+statistics and drift histogram.
+
+One query covers every model and every window of a range (and the reference range a day earlier).
+The result rows of one (model, version, window) are: the order statistics at the ranks the reported
+quantiles need (``kind = 'q'``, at most 12), and the non-empty drift-grid buckets (``kind = 'h'``,
+at most ``DRIFT_BUCKETS``); each carries the group's exact aggregates (count, valid count, mean,
+sample stddev, min, max, modal count). A group with no valid rows comes back as one row with a NULL
+kind. Rows returned per (model, version, window) are bounded by a constant, not by the row count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlglot import exp
+
+from mlmon.config import Instance
+from mlmon.metrics.descriptive import QUANTILES, PredictionAggregate
+from mlmon.metrics.histogram import DRIFT_BUCKETS, DRIFT_SCALE, LOGIT_RANGE, ScoreHistogram
+from mlmon.warehouse.engines import Engine
+from mlmon.warehouse.sql import bind_source, in_list, parse_template
+
+# Rank r of the q-quantile's lower neighbour is floor(q * (n - 1)); the upper one is r + 1 (capped).
+# Computed in double precision, like NumPy and like :func:`mlmon.metrics.descriptive.quantile_ranks`.
+_RANK_TESTS = " OR ".join(
+    f"r = FLOOR(CAST({q!r} AS DOUBLE) * CAST(n_valid - 1 AS DOUBLE))"
+    f" OR r = LEAST(FLOOR(CAST({q!r} AS DOUBLE) * CAST(n_valid - 1 AS DOUBLE)) + 1, n_valid - 1)"
+    for _, q in QUANTILES
+)
+
+_TEMPLATE = parse_template(
+    f"""
+WITH base AS (
+  SELECT
+    src.model AS model,
+    COALESCE(CAST(src.model_version AS VARCHAR), '') AS model_version,
+    CAST(FLOOR(EPOCH(src.ts) / $window_seconds) AS BIGINT) AS w,
+    src.prediction AS p,
+    CASE WHEN src.prediction >= 0 AND src.prediction <= 1 THEN 1 ELSE 0 END AS ok
+  FROM __source__ AS src
+  WHERE src.model IS NOT NULL
+    AND ((src.ts >= $start AND src.ts < $end) OR (src.ts >= $ref_start AND src.ts < $ref_end))
+),
+valid AS (
+  SELECT model, model_version, w, p,
+    CASE WHEN p <= 0 THEN 0
+         WHEN p >= 1 THEN $drift_max
+         ELSE LEAST(GREATEST(FLOOR((LN(p / (1 - p)) + $logit_range) * $drift_scale), 0), $drift_max)
+    END AS b
+  FROM base WHERE ok = 1
+),
+stats AS (
+  SELECT model, model_version, w,
+    COUNT(*) AS n,
+    SUM(ok) AS n_valid,
+    AVG(CASE WHEN ok = 1 THEN p END) AS mean,
+    STDDEV_SAMP(CASE WHEN ok = 1 THEN p END) AS sd,
+    MIN(CASE WHEN ok = 1 THEN p END) AS lo,
+    MAX(CASE WHEN ok = 1 THEN p END) AS hi
+  FROM base
+  GROUP BY model, model_version, w
+),
+modes AS (
+  SELECT model, model_version, w, MAX(c) AS mode_count
+  FROM (SELECT model, model_version, w, p, COUNT(*) AS c FROM valid GROUP BY model, model_version, w, p) AS v
+  GROUP BY model, model_version, w
+),
+ranked AS (
+  SELECT v.model, v.model_version, v.w, v.p, s.n_valid,
+    ROW_NUMBER() OVER (PARTITION BY v.model, v.model_version, v.w ORDER BY v.p) - 1 AS r
+  FROM valid AS v
+  JOIN stats AS s ON v.model = s.model AND v.model_version = s.model_version AND v.w = s.w
+),
+detail AS (
+  SELECT model, model_version, w, 'q' AS kind, CAST(r AS BIGINT) AS i, p AS x
+  FROM ranked WHERE {_RANK_TESTS}
+  UNION ALL
+  SELECT model, model_version, w, 'h' AS kind, CAST(b AS BIGINT) AS i, CAST(COUNT(*) AS DOUBLE) AS x
+  FROM valid GROUP BY model, model_version, w, b
+)
+SELECT s.model, s.model_version, s.w, s.n, s.n_valid, s.mean, s.sd, s.lo, s.hi,
+       m.mode_count, d.kind, d.i, d.x
+FROM stats AS s
+LEFT JOIN modes AS m ON s.model = m.model AND s.model_version = m.model_version AND s.w = m.w
+LEFT JOIN detail AS d ON s.model = d.model AND s.model_version = d.model_version AND s.w = d.w
+ORDER BY s.model, s.model_version, s.w, d.kind, d.i
+"""
+)
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """One (model, model_version, window index) group."""
+
+    model: str
+    model_version: str
+    window_index: int
+
+
+@dataclass(frozen=True)
+class PredictionQueryResult:
+    """Aggregates by group, plus how many result rows the engine returned."""
+
+    groups: dict[GroupKey, PredictionAggregate]
+    rows_fetched: int
+
+
+def build_query(instance: Instance, models: Sequence[str] = ()) -> exp.Expression:
+    """The statement for ``instance`` (optionally restricted to ``models``, bound as placeholders)."""
+    table = instance.tables.predictions
+    if table is None:
+        raise ValueError("predictions table is not configured")
+    query = _TEMPLATE.copy()
+    if models:
+        base = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == "base")
+        base.where(in_list(exp.column("model", table="src"), list(models), "model"), copy=False)
+    return bind_source(query, table, instance.columns.get("predictions", {}))
+
+
+def query_params(
+    start: float, end: float, ref_start: float, ref_end: float, window: float,
+    models: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Bound values for :func:`build_query` (times as UTC datetimes)."""
+
+    def ts(x: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(x, dt.timezone.utc).replace(tzinfo=None)
+
+    params: dict[str, Any] = {
+        "start": ts(start), "end": ts(end), "ref_start": ts(ref_start), "ref_end": ts(ref_end),
+        "window_seconds": int(window),
+        "drift_max": DRIFT_BUCKETS - 1, "drift_scale": float(DRIFT_SCALE), "logit_range": float(LOGIT_RANGE),
+    }
+    params.update({f"model_{i}": m for i, m in enumerate(models)})
+    return params
+
+
+def parse_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregate]:
+    """Fold result rows back into one :class:`PredictionAggregate` per group."""
+    head: dict[GroupKey, tuple[Any, ...]] = {}
+    order_stats: dict[GroupKey, dict[int, float]] = defaultdict(dict)
+    buckets: dict[GroupKey, list[tuple[int, int]]] = defaultdict(list)
+    for row in rows:
+        model, version, w, n, n_valid, mean, sd, lo, hi, mode_count, kind, i, x = row
+        key = GroupKey(str(model), str(version), int(w))
+        head.setdefault(key, (n, n_valid, mean, sd, lo, hi, mode_count))
+        if kind == "q":
+            order_stats[key][int(i)] = float(x)
+        elif kind == "h":
+            buckets[key].append((int(i), int(x)))
+    out: dict[GroupKey, PredictionAggregate] = {}
+    for key, (n, n_valid, mean, sd, lo, hi, mode_count) in head.items():
+        bs = buckets.get(key, [])
+        out[key] = PredictionAggregate(
+            count=int(n),
+            valid_count=int(n_valid or 0),
+            mean=_float(mean),
+            stddev=_float(sd),
+            minimum=_float(lo),
+            maximum=_float(hi),
+            mode_count=int(mode_count or 0),
+            order_stats=order_stats.get(key, {}),
+            histogram=ScoreHistogram(
+                np.fromiter((b for b, _ in bs), np.int64, len(bs)),
+                np.fromiter((c for _, c in bs), np.int64, len(bs)),
+            ),
+        )
+    return out
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def fetch_prediction_aggregates(
+    engine: Engine, instance: Instance, start: float, end: float, ref_start: float, ref_end: float,
+    window: float, models: Sequence[str] = (),
+) -> PredictionQueryResult:
+    """Run the statement for one range and return aggregates for every group in it."""
+    rows = engine.fetch(build_query(instance, models), query_params(start, end, ref_start, ref_end, window, models))
+    return PredictionQueryResult(parse_rows(rows), len(rows))

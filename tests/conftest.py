@@ -1,0 +1,135 @@
+"""Shared fixtures: warehouses (a real DuckDB file, a real PostgreSQL schema) and a loopback intake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlmon.testing import IntakeServer
+
+PG_URL = os.environ.get("MLMON_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+PREDICTION_COLUMNS = ("request_id", "ts", "model", "model_version", "prediction")
+
+
+class Warehouse:
+    """A place to put prediction rows and the config snippet that points mlmon at it."""
+
+    engine: str
+
+    def write_predictions(self, rows: Sequence[tuple[Any, ...]], table: str = "predictions") -> None:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def table(self, name: str) -> str:
+        return name
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write_predictions(self, rows: Sequence[tuple[Any, ...]], table: str = "predictions") -> None:
+        import duckdb
+
+        con = duckdb.connect(str(self.path))
+        try:
+            con.execute(
+                f'CREATE TABLE IF NOT EXISTS "{table}" (request_id VARCHAR, ts TIMESTAMP, model VARCHAR, '
+                "model_version VARCHAR, prediction DOUBLE)"
+            )
+            con.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?)', [tuple(r) for r in rows])
+        finally:
+            con.close()
+
+    def config(self) -> dict[str, Any]:
+        return {"engine": "duckdb", "path": str(self.path)}
+
+
+class PostgresWarehouse(Warehouse):
+    engine = "postgres"
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.url = url
+        self.schema = schema
+
+    def write_predictions(self, rows: Sequence[tuple[Any, ...]], table: str = "predictions") -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as con:
+            con.execute(
+                f'CREATE TABLE IF NOT EXISTS "{self.schema}"."{table}" (request_id TEXT, ts TIMESTAMP, '
+                "model TEXT, model_version TEXT, prediction DOUBLE PRECISION)"
+            )
+            with con.cursor() as cur:
+                cur.executemany(
+                    f'INSERT INTO "{self.schema}"."{table}" VALUES (%s, %s, %s, %s, %s)', [tuple(r) for r in rows]
+                )
+
+    def config(self) -> dict[str, Any]:
+        return {"engine": "postgres", "url": self.url}
+
+    def table(self, name: str) -> str:
+        return f"{self.schema}.{name}"
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def duckdb_warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture
+def postgres_warehouse() -> Iterator[PostgresWarehouse]:
+    if not _postgres_available():
+        if os.environ.get("MLMON_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    import psycopg
+
+    schema = f"mlmon_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as con:
+        con.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield PostgresWarehouse(PG_URL, schema)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest) -> Warehouse:
+    return request.getfixturevalue(f"{request.param}_warehouse")
+
+
+@pytest.fixture
+def intake() -> Iterator[IntakeServer]:
+    with IntakeServer(valid_keys=("test-api-key-0123456789",)) as server:
+        yield server
+
+
+API_KEY = "test-api-key-0123456789"
+
+
+def utc(ts: float) -> dt.datetime:
+    """A naive UTC datetime, as stored in TIMESTAMP columns."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,68 @@
+"""metadata.csv is the catalogue: every metric the agent emits is in it, with its type."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from mlmon.config import parse_config
+from mlmon.runner import Agent
+from mlmon.testing import RecordingSink
+from tests.conftest import utc
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = [
+    "metric_name", "metric_type", "interval", "unit_name", "per_unit_name", "description", "orientation",
+    "integration", "short_name", "curated_metric", "sample_tags",
+]
+
+
+def catalogue() -> dict[str, dict[str, str]]:
+    with (ROOT / "metadata.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == HEADER
+        return {row["metric_name"]: row for row in reader}
+
+
+def test_catalogue_rows_are_well_formed() -> None:
+    """Each row has a Datadog metric type, an orientation and the mlmon integration name."""
+    for name, row in catalogue().items():
+        assert name.startswith("mlmon."), name
+        assert row["metric_type"] in {"gauge", "count", "rate", "distribution"}, name
+        assert row["orientation"] in {"-1", "0", "1"}, name
+        assert row["integration"] == "mlmon", name
+        assert row["description"], name
+
+
+def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
+    """Run the agent over data that triggers every code path and hold each sample to metadata.csv."""
+    width, now = 600.0, 1_800_000_000.0
+    end = (now - 300) // width * width
+    rng = np.random.default_rng(3)
+    rows = []
+    for w in range(6):  # today's windows and the day-earlier references
+        for offset in (0.0, 86400.0):
+            start = end - (w + 1) * width - offset
+            for i, p in enumerate(rng.beta(2, 20, 30)):
+                rows.append((f"r{w}-{offset}-{i}", utc(start + i), "m1", "v1", float(p)))
+    rows.append(("bad", utc(end - 10), "m1", "v1", float("nan")))
+    rows.append(("old", utc(end - 86400 - 6 * width - 5), "gone", "v0", 0.5))  # expected, then silent
+    duckdb_warehouse.write_predictions(rows)
+    config = parse_config({
+        "init_config": {"env": "test", "state_dir": str(tmp_path / "state")},
+        "instances": [{"name": "ads", "warehouse": duckdb_warehouse.config(),
+                       "jobs": {"predictions": {"initial_lookback": "1h"}}}],
+    })
+    sink = RecordingSink()
+    Agent(config, sink, clock=lambda: now).run_once()
+    cat = catalogue()
+    emitted = {s.name: s.type for s in sink.samples}
+    assert {"mlmon.prediction.psi", "mlmon.prediction.invalid_count", "mlmon.agent.lag_seconds"} <= emitted.keys()
+    missing = sorted(set(emitted) - set(cat))
+    assert not missing, f"emitted but not in metadata.csv: {missing}"
+    for name, mtype in emitted.items():
+        assert cat[name]["metric_type"] == mtype.value, name
+    # and nothing catalogued for the predictions job is dead
+    predictions = {n for n in cat if n.startswith(("mlmon.prediction.", "mlmon.agent."))}
+    assert predictions <= set(emitted), sorted(predictions - set(emitted))
