@@ -1,0 +1,162 @@
+"""The agent with an injected clock and a recording sink: windows, watermarks, checks, timestamps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlmon.config import parse_config
+from mlmon.jobs.windows import Window, due_windows
+from mlmon.runner import Agent, stamp
+from mlmon.samples import CheckStatus, Sample
+from mlmon.state import StateStore
+from mlmon.testing import RecordingSink
+from tests.conftest import utc
+from tests.reference import prediction_stats
+from tests.scenarios import WIDTH, known_answers
+
+NOW = 1_800_000_123.0
+
+
+def make_config(warehouse, tmp_path, **predictions):
+    return parse_config({
+        "init_config": {"env": "test", "state_dir": str(tmp_path / "state")},
+        "instances": [{"name": "ads", "warehouse": warehouse.config(),
+                       "tables": {"predictions": warehouse.table("predictions")},
+                       "tags": ["team:ads"],
+                       "jobs": {"predictions": {"initial_lookback": "1h", **predictions}}}],
+    })
+
+
+def test_due_windows_first_run_and_catch_up() -> None:
+    """First run starts initial_lookback back; later runs resume at the watermark, in order."""
+    now = 10_000.0
+    first = due_windows(now, None, 600, 300, 3600)
+    # lookback starts at 10000 - 300 - 3600 = 6100 -> next boundary 6600; last complete end 9600
+    assert first == [Window(s, s + 600) for s in range(6600, 9600, 600)]
+    assert due_windows(now, first[-1].end, 600, 300, 3600) == []
+    later = due_windows(now + 1800, first[-1].end, 600, 300, 3600)
+    assert [w.start for w in later] == [first[-1].end + 600 * i for i in range(3)]
+
+
+def test_stamp_policies() -> None:
+    """Old points: kept with historical ingestion, re-stamped under send_time, else skipped and counted."""
+    old, fresh = Sample("m", 1.0, (), 1000.0), Sample("m", 2.0, (), 9000.0)
+    assert stamp([old, fresh], 10_000.0, None, "window_end") == ([old, fresh], 0)
+    assert stamp([old, fresh], 10_000.0, 3000.0, "window_end") == ([fresh], 1)
+    assert stamp([old, fresh], 10_000.0, 3000.0, "send_time") == ([old._replace(timestamp=10_000.0), fresh], 0)
+
+
+def test_windows_processed_once_and_in_order(duckdb_warehouse, tmp_path) -> None:
+    """Every due window is delivered once, stamped at its end, and the watermark is its last end."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sink = RecordingSink()
+    agent = Agent(make_config(duckdb_warehouse, tmp_path), sink, clock=lambda: NOW)
+    report = agent.run_once()[0]
+    assert report.errors == 0
+    ends = sorted({s.timestamp for s in sink.metrics("mlmon.prediction.count")})
+    assert set(sc.window_ends) <= set(ends)
+    assert StateStore(tmp_path / "state").load("ads", "predictions").watermark == max(ends)
+    for (model, version, end), values in sc.values.items():
+        want = prediction_stats(values)
+        for name, value in want.items():
+            sink.assert_metric(f"mlmon.prediction.{name}", value, tags=[f"model:{model}", f"model_version:{version}",
+                               "env:test", "team:ads"], count=1, timestamp=end)
+
+
+def test_available_check_per_model(duckdb_warehouse, tmp_path) -> None:
+    """The check is OK for a model with rows in the latest window, CRITICAL for one that went silent."""
+    sc = known_answers(NOW)
+    last = sc.window_ends[-1]
+    rows = sc.rows + [("late", utc(last + WIDTH * k + 1), "ctr_a", "v1", 0.2) for k in range(2)]
+    duckdb_warehouse.write_predictions(rows)
+    sink = RecordingSink()
+    Agent(make_config(duckdb_warehouse, tmp_path), sink, clock=lambda: NOW).run_once()
+    final_ok = sink.checks[-10:]
+    status = {dict(t.split(":", 1) for t in c.tags)["model"]: c.status
+              for c in final_ok if c.name == "mlmon.predictions.available"}
+    assert status == {"ctr_a": CheckStatus.OK, "const": CheckStatus.CRITICAL}
+    critical = sink.assert_service_check("mlmon.predictions.available", CheckStatus.CRITICAL, ["model:const"])
+    assert "instance ads" in critical[0].message and "predictions" in critical[0].message
+
+
+def test_sink_failure_keeps_window_pending(duckdb_warehouse, tmp_path) -> None:
+    """A refused submission leaves the watermark; the next run delivers the same windows."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sink = RecordingSink()
+    sink.fail_next = 1
+    agent = Agent(make_config(duckdb_warehouse, tmp_path), sink, clock=lambda: NOW)
+    report = agent.run_once()[0]
+    assert report.errors == 1 and report.windows_processed == 0
+    assert StateStore(tmp_path / "state").load("ads", "predictions").watermark is None
+    sink.assert_metric("mlmon.agent.run.errors", 1.0)
+    assert not sink.metrics("mlmon.prediction.count")
+    report = agent.run_once()[0]
+    assert report.errors == 0 and report.windows_processed > 0
+    for end in sc.window_ends:
+        sink.assert_metric("mlmon.prediction.count", tags=["model:ctr_a"], timestamp=end, count=1)
+
+
+def test_old_windows_skipped_under_window_end_policy(duckdb_warehouse, tmp_path) -> None:
+    """With a 50-minute horizon, windows older than it are counted as skipped, not sent."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sink = RecordingSink(horizon=50 * 60)
+    report = Agent(make_config(duckdb_warehouse, tmp_path, initial_lookback="3h"), sink,
+                   clock=lambda: NOW).run_once()[0]
+    assert report.points_skipped > 0
+    assert all(NOW - s.timestamp <= 3000 for s in sink.samples)
+    sink.assert_metric("mlmon.agent.points_skipped", float(report.points_skipped))
+
+
+def test_send_time_policy_restamps(duckdb_warehouse, tmp_path) -> None:
+    """Under send_time, old windows are delivered stamped at send time."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sink = RecordingSink(horizon=60.0)
+    Agent(make_config(duckdb_warehouse, tmp_path, timestamp_policy="send_time"), sink, clock=lambda: NOW).run_once()
+    assert {s.timestamp for s in sink.metrics("mlmon.prediction.count")} == {NOW}
+
+
+def test_missing_warehouse_file_is_critical_not_fatal(tmp_path) -> None:
+    """No DuckDB file: can_connect CRITICAL naming the instance and file; run_once returns."""
+    config = parse_config({"init_config": {"state_dir": str(tmp_path / "s")},
+                           "instances": [{"name": "ads", "warehouse": {"engine": "duckdb",
+                                                                       "path": str(tmp_path / "nope.duckdb")}}]})
+    sink = RecordingSink()
+    report = Agent(config, sink, clock=lambda: NOW).run_once()[0]
+    assert report.errors == 1
+    check = sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.CRITICAL, ["instance:ads"])[0]
+    assert "nope.duckdb" in check.message and "instance ads" in check.message
+
+
+def test_missing_column_names_the_table(duckdb_warehouse, tmp_path) -> None:
+    """A renamed column that does not exist: one clear error naming the table and column."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    config = parse_config({
+        "init_config": {"state_dir": str(tmp_path / "s")},
+        "instances": [{"name": "ads", "warehouse": duckdb_warehouse.config(), "models": ["ctr_a"],
+                       "columns": {"predictions": {"ts": "served_at"}}}],
+    })
+    sink = RecordingSink()
+    report = Agent(config, sink, clock=lambda: NOW).run_once()[0]
+    assert report.errors == 1
+    assert "served_at" in report.messages[0] and "table predictions" in report.messages[0]
+    sink.assert_service_check("mlmon.predictions.available", CheckStatus.CRITICAL, ["model:ctr_a"])
+
+
+@pytest.mark.parametrize("growth", [1, 10])
+def test_rows_fetched_bounded_per_window(duckdb_warehouse, tmp_path, growth) -> None:
+    """Rows fetched per (model, window) stay under a constant when the prediction count grows 10x."""
+    rng = np.random.default_rng(growth)
+    end = (NOW - 300) // WIDTH * WIDTH
+    n = 2000 * growth
+    rows = [(f"r{i}", utc(end - WIDTH + (i % 599)), "m", "v", float(p)) for i, p in enumerate(rng.beta(2, 30, n))]
+    duckdb_warehouse.write_predictions(rows)
+    report = Agent(make_config(duckdb_warehouse, tmp_path, initial_lookback="20m"), RecordingSink(),
+                   clock=lambda: NOW).run_once()[0]
+    # at most 12 order statistics + one row per occupied drift bucket (1000 at most)
+    assert 0 < report.rows_fetched <= 1012

@@ -1,0 +1,78 @@
+"""The command line: demo, check, the single-agent lock, and secrets kept out of logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import yaml
+
+from mlmon.cli import main
+from mlmon.logs import SecretFilter
+from mlmon.state import AgentLock, JobState, LockError, StateStore
+
+
+def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
+    """The demo builds its warehouse, runs, and its summary flags the planted incidents per model."""
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "3"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("ctr_", "cvr_"))}
+    assert set(lines) == {"ctr_banner", "ctr_video", "cvr_app"}
+    assert "UNAVAILABLE" in lines["ctr_video"]
+    assert "STUCK" in lines["cvr_app"]
+    assert "SHIFTED" in lines["ctr_banner"] and "invalid" in lines["ctr_banner"]
+    metrics = (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()
+    series = [json.loads(line) for line in metrics if '"metric"' in line]
+    assert {"metric", "type", "points", "tags"} == set(series[0])
+    assert any(s["metric"] == "mlmon.prediction.same_value_ratio" and s["points"][0][1] == 1.0 for s in series)
+
+
+def test_check_reports_every_problem(tmp_path, capsys, duckdb_warehouse, monkeypatch) -> None:
+    """mlmon check lists a missing table and a missing API key, not only the first problem."""
+    monkeypatch.delenv("DD_API_KEY", raising=False)
+    monkeypatch.delenv("DATADOG_API_KEY", raising=False)
+    duckdb_warehouse.write_predictions([("r", None, "m", "v", 0.5)])
+    cfg = tmp_path / "conf.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "instances": [
+            {"name": "good", "warehouse": duckdb_warehouse.config()},
+            {"name": "bad", "warehouse": duckdb_warehouse.config(), "tables": {"predictions": "nope"}},
+        ]}))
+    assert main(["check", "--config", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "instance good: table predictions has the columns" in out
+    assert "PROBLEM instance bad, table nope" in out
+    assert "PROBLEM datadog: no API key" in out
+
+
+def test_second_agent_refuses_the_same_state_dir(tmp_path) -> None:
+    """The lock is exclusive; the message names the directory."""
+    with AgentLock(tmp_path), pytest.raises(LockError, match=str(tmp_path)):
+        AgentLock(tmp_path).acquire()
+    again = AgentLock(tmp_path)
+    again.acquire()  # free again once released
+    again.release()
+
+
+def test_state_round_trip_is_atomic(tmp_path) -> None:
+    """A saved state loads back; no temporary files are left behind."""
+    store = StateStore(tmp_path)
+    store.save("ads", "predictions", JobState(1234.0, {"m": {"last_seen": 1200.0, "version": "v1"}}))
+    assert store.load("ads", "predictions") == JobState(1234.0, {"m": {"last_seen": 1200.0, "version": "v1"}})
+    assert [p.name for p in (tmp_path / "ads").iterdir()] == ["predictions.json"]
+
+
+def test_secret_filter_scrubs_keys_and_url_passwords() -> None:
+    """Known secrets and URL passwords are replaced in messages and tracebacks."""
+    f = SecretFilter(["abcd1234secret"])
+    try:
+        raise RuntimeError("boom abcd1234secret postgresql://me:hunter22@db/x")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "key=%s", ("abcd1234secret",), sys.exc_info())
+    f.filter(record)
+    text = record.getMessage()
+    assert "abcd1234secret" not in text and "hunter22" not in text and "***" in text
+    assert "RuntimeError" in text

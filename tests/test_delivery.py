@@ -1,0 +1,138 @@
+"""Delivery through the real datadog client to a loopback intake that fails on command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from mlmon.config import parse_config
+from mlmon.runner import Agent
+from mlmon.sinks.base import SinkError
+from mlmon.sinks.datadog_api import DatadogApiSink, chunk_series
+from mlmon.state import StateStore
+from mlmon.testing import Reply
+from tests.conftest import API_KEY
+from tests.scenarios import known_answers
+
+NOW = 1_800_000_123.0
+
+
+def make_agent(warehouse, tmp_path: Path, intake, sleeps: list[float], retries: int = 2) -> Agent:
+    config = parse_config({
+        "init_config": {"env": "test", "state_dir": str(tmp_path / "state")},
+        "instances": [{"name": "ads", "warehouse": warehouse.config(),
+                       "jobs": {"predictions": {"initial_lookback": "1h"}}}],
+    })
+    sink = DatadogApiSink(api_key=API_KEY, api_host=intake.url, max_retries=retries, retry_backoff=0.5,
+                          horizon=None, sleep=sleeps.append, timeout=2.0)
+    return Agent(config, sink, clock=lambda: NOW)
+
+
+def delivered_windows(intake) -> set[int]:
+    return {s["points"][0][0] for s in intake.series() if s["metric"] == "mlmon.prediction.count"}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(500, {"errors": ["Internal Server Error"]}),
+        Reply(429, {"errors": ["Too many requests"]}, {"Retry-After": "7"}),
+        Reply(403, {"errors": ["Forbidden"]}),
+    ],
+    ids=["500", "429", "403"],
+)
+def test_failed_window_is_delivered_by_next_run(duckdb_warehouse, tmp_path, intake, failure, caplog) -> None:
+    """Intake answering 500/429/403: watermark unchanged, nothing lost; the next run delivers every window."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sleeps: list[float] = []
+    agent = make_agent(duckdb_warehouse, tmp_path, intake, sleeps)
+    intake.fail_next(*[failure] * (1 if failure.status == 403 else 3))  # every attempt of the first submit
+    with caplog.at_level(logging.DEBUG):
+        first = agent.run_once()[0]
+    assert first.errors >= 1 and first.windows_processed == 0
+    assert StateStore(tmp_path / "state").load("ads", "predictions").watermark is None
+    assert not delivered_windows(intake)
+    if failure.status == 403:
+        assert sleeps == []  # a rejected key is not retried within the run
+    elif failure.status == 429:
+        assert len(sleeps) == 2 and all(7.0 <= s <= 7.0 * 1.25 for s in sleeps)  # Retry-After honoured
+    else:
+        assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 0.625 and 1.0 <= sleeps[1] <= 1.25  # backoff
+    second = agent.run_once()[0]
+    assert second.errors == 0
+    assert set(map(int, sc.window_ends)) <= delivered_windows(intake)
+    assert StateStore(tmp_path / "state").load("ads", "predictions").watermark == max(delivered_windows(intake))
+    # the key travels only in the header; never in logs or state files
+    assert all(r.headers.get("dd-api-key") == API_KEY for r in intake.requests)
+    assert API_KEY not in caplog.text
+    for f in (tmp_path / "state").rglob("*"):
+        if f.is_file():
+            assert API_KEY not in f.read_text()
+
+
+def test_retry_then_success_within_one_run(duckdb_warehouse, tmp_path, intake) -> None:
+    """One 503 then success: delivered in the same run after one backoff."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sleeps: list[float] = []
+    agent = make_agent(duckdb_warehouse, tmp_path, intake, sleeps)
+    intake.fail_next(Reply(503, {"errors": ["unavailable"]}))
+    report = agent.run_once()[0]
+    assert report.errors == 0 and len(sleeps) == 1
+    assert set(map(int, sc.window_ends)) <= delivered_windows(intake)
+
+
+def test_errors_key_in_2xx_is_a_failure(intake) -> None:
+    """datadogpy hands back bodies with an ``errors`` key; the sink treats them as failures."""
+    sink = DatadogApiSink(api_key=API_KEY, api_host=intake.url, max_retries=0, sleep=lambda s: None)
+    intake.fail_next(Reply(200, {"errors": ["partially rejected"]}))
+    from mlmon.samples import Sample
+
+    with pytest.raises(SinkError, match="partially rejected"):
+        sink.submit([Sample("mlmon.prediction.count", 1.0, ("model:a",), NOW)])
+
+
+def test_connection_refused_is_a_sink_error() -> None:
+    """Nothing listening: SinkError after the bounded retries, no exception escapes otherwise."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    sleeps: list[float] = []
+    sink = DatadogApiSink(api_key=API_KEY, api_host=f"http://127.0.0.1:{port}", max_retries=2,
+                          retry_backoff=0.1, sleep=sleeps.append, timeout=1.0)
+    from mlmon.samples import Sample
+
+    with pytest.raises(SinkError) as err:
+        sink.submit([Sample("mlmon.prediction.count", 1.0, (), NOW)])
+    assert len(sleeps) == 2
+    assert API_KEY not in str(err.value)
+
+
+def test_series_are_chunked_under_the_payload_limit(intake) -> None:
+    """A large submission is split into requests whose JSON stays under max_payload_bytes."""
+    from mlmon.samples import Sample
+
+    samples = [Sample("mlmon.prediction.mean", i / 7, (f"model:m{i % 50}", "model_version:v1"), NOW)
+               for i in range(3000)]
+    sink = DatadogApiSink(api_key=API_KEY, api_host=intake.url, max_payload_bytes=20_000)
+    sink.submit(samples)
+    requests = intake.accepted("/series")
+    assert len(requests) > 1
+    assert sum(len(r.body["series"]) for r in requests) == 3000
+    import json
+
+    assert all(len(json.dumps(r.body)) <= 20_000 for r in requests)
+    assert chunk_series([], 1000) == []
+
+
+def test_validate_reports_bad_key(intake) -> None:
+    """/api/v1/validate: None for the valid key, a reason for another."""
+    assert DatadogApiSink(api_key=API_KEY, api_host=intake.url).validate() is None
+    problem = DatadogApiSink(api_key="wrong-key-000000", api_host=intake.url).validate()
+    assert problem is not None and "403" in problem and "wrong-key" not in problem
