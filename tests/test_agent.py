@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.conftest import utc
+from tests.reference import prediction_stats
+from tests.scenarios import WIDTH, known_answers
 
 from mlmon.config import parse_config
 from mlmon.jobs.windows import Window, due_windows
@@ -11,9 +14,6 @@ from mlmon.runner import Agent, stamp
 from mlmon.samples import CheckStatus, Sample
 from mlmon.state import StateStore
 from mlmon.testing import RecordingSink
-from tests.conftest import utc
-from tests.reference import prediction_stats
-from tests.scenarios import WIDTH, known_answers
 
 NOW = 1_800_000_123.0
 

@@ -6,10 +6,11 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from tests.conftest import utc
+
 from mlmon.config import parse_config
 from mlmon.runner import Agent
 from mlmon.testing import RecordingSink
-from tests.conftest import utc
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = [

@@ -55,8 +55,8 @@ def test_config_is_frozen() -> None:
     [
         (minimal(tables={"predictions": "preds; DROP TABLE x"}), "instances -> 0 -> tables -> predictions",
          "identifier"),
-        (minimal(jobs={"predictions": {"interval": "ten minutes"}}), "instances -> 0 -> jobs -> predictions -> interval",
-         "duration"),
+        (minimal(jobs={"predictions": {"interval": "ten minutes"}}),
+         "instances -> 0 -> jobs -> predictions -> interval", "duration"),
         ({"instances": [{"name": "a", "warehouse": {"engine": "oracle"}}]}, "instances -> 0 -> warehouse", "engine"),
         (minimal(colums={}), "instances -> 0 -> colums", "not permitted"),
         (minimal(columns={"predictions": {"score": "s"}}), "instances -> 0 -> columns", "unknown column 'score'"),
@@ -128,5 +128,5 @@ def test_durations(text, seconds) -> None:
 @pytest.mark.parametrize("bad", ["-5m", "5 minutes", True, "m"])
 def test_bad_durations(bad) -> None:
     """Anything else is refused."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)

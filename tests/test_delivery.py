@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from tests.conftest import API_KEY
+from tests.scenarios import known_answers
 
 from mlmon.config import parse_config
 from mlmon.runner import Agent
@@ -13,8 +15,6 @@ from mlmon.sinks.base import SinkError
 from mlmon.sinks.datadog_api import DatadogApiSink, chunk_series
 from mlmon.state import StateStore
 from mlmon.testing import Reply
-from tests.conftest import API_KEY
-from tests.scenarios import known_answers
 
 NOW = 1_800_000_123.0
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-
-from mlmon.cli import main
 from tests.conftest import API_KEY, Warehouse
 from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
 from tests.scenarios import known_answers
+
+from mlmon.cli import main
 
 
 def write_config(path: Path, warehouse: Warehouse, api_host: str, state_dir: Path) -> Path:

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
 
 from mlmon.metrics.descriptive import PredictionAggregate, describe
 from mlmon.metrics.drift import ks_statistic, psi
 from mlmon.metrics.histogram import DRIFT_BUCKETS, ScoreHistogram, drift_bucket
-from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
 
 RNG = np.random.default_rng(12)
 

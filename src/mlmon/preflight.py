@@ -18,12 +18,14 @@ JOB_TABLES = {"predictions": ("predictions",)}
 def probe_query(instance: Instance, table: str) -> exp.Expression:
     """``SELECT <contract columns> FROM <table> WHERE 1 = 0``: checks names without reading rows."""
     columns = ", ".join(f"src.{c}" for c in TABLE_COLUMNS[table])
-    template = parse_template(f"SELECT {columns} FROM __source__ AS src WHERE 1 = 0")  # noqa: S608 - fixed names
+    template = parse_template(f"SELECT {columns} FROM __source__ AS src WHERE 1 = 0")
     physical = getattr(instance.tables, table)
     return bind_source(template, physical, instance.columns.get(table, {}))
 
 
-def check_instance(instance: Instance, say: Callable[[str], object], engine_factory: Callable[..., Engine] = open_engine) -> list[str]:
+def check_instance(
+    instance: Instance, say: Callable[[str], object], engine_factory: Callable[..., Engine] = open_engine
+) -> list[str]:
     """Problems with one instance's warehouse, tables and columns."""
     problems: list[str] = []
     try:

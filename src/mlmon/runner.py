@@ -119,7 +119,7 @@ class Agent:
 
     def run_once(self) -> list[JobReport]:
         """Run every enabled job of every instance once; never raises for a data or sink problem."""
-        reports = []
+        reports: list[JobReport] = []
         for instance in self.config.instances:
             for job in self.enabled_jobs(instance):
                 if self.stop.is_set():

@@ -65,8 +65,8 @@ def compute(
         engine, instance, start, end, start - ref_offset, end - ref_offset, width, instance.models
     )
     base = make_tags(base_tags)
-    day_windows = int(round(86400 / width))
-    ref_windows = int(round(ref_offset / width))
+    day_windows = round(86400 / width)
+    ref_windows = round(ref_offset / width)
 
     by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
     seen: dict[str, set[int]] = defaultdict(set)
@@ -89,7 +89,8 @@ def compute(
         groups = by_window.get(window.index, {})
         present = {key.model for key in groups}
         for key, agg in sorted(groups.items(), key=lambda kv: (kv[0].model, kv[0].model_version)):
-            tags = make_tags(base, f"model:{key.model}", f"model_version:{key.model_version}" if key.model_version else ())
+            version_tag = f"model_version:{key.model_version}" if key.model_version else ()
+            tags = make_tags(base, f"model:{key.model}", version_tag)
             stats = describe(agg)
             values: dict[str, float | None] = {
                 "count": stats.count,

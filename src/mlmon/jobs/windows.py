@@ -16,7 +16,7 @@ class Window:
     @property
     def index(self) -> int:
         """Window number since the epoch (``start / width``)."""
-        return int(round(self.start / (self.end - self.start)))
+        return round(self.start / (self.end - self.start))
 
 
 def due_windows(
@@ -32,5 +32,5 @@ def due_windows(
         first = math.ceil((now - delay - initial_lookback) / width) * width
     else:
         first = math.floor(watermark / width) * width
-    count = int(round((last_end - first) / width))
+    count = round((last_end - first) / width)
     return [Window(first + i * width, first + (i + 1) * width) for i in range(max(count, 0))]

@@ -90,7 +90,7 @@ class DatadogApiSink:
         api._application_key = self._app_key
         api._api_host = self._api_host
         api._host_name = ""
-        api._timeout = self._timeout
+        api._timeout = self._timeout  # type: ignore[assignment]
         api._max_retries = 0  # retries are ours, so that they are bounded and logged
         api._mute = False
         api._return_raw_response = True

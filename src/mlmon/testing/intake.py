@@ -49,7 +49,7 @@ class IntakeServer:
         intake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _handle(self) -> None:
@@ -90,8 +90,8 @@ class IntakeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            do_POST = _handle  # noqa: N815 - http.server's naming
-            do_GET = _handle  # noqa: N815
+            do_POST = _handle
+            do_GET = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -101,6 +101,7 @@ class IntakeServer:
     def url(self) -> str:
         """Base URL to use as ``api_host``."""
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}"
 
     def start(self) -> IntakeServer:

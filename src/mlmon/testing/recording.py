@@ -78,7 +78,9 @@ class RecordingSink:
             if c.name == name and want <= set(c.tags) and (status is None or c.status == status)
         ]
         if len(matched) < at_least:
-            seen = "\n".join(f"  {c.status.name} tags={list(c.tags)} {c.message}" for c in self.checks if c.name == name)
+            seen = "\n".join(
+                f"  {c.status.name} tags={list(c.tags)} {c.message}" for c in self.checks if c.name == name
+            )
             raise AssertionError(
                 f"expected service check {name} status={status} tags={sorted(want)}; submitted:\n{seen or '  (none)'}"
             )

@@ -99,7 +99,7 @@ class PostgresEngine:
 
         try:
             with self._con.cursor() as cur:
-                cur.execute(render(query, self.dialect), _naive_utc(params))  # type: ignore[arg-type]
+                cur.execute(render(query, self.dialect), _naive_utc(params))
                 return list(cur.fetchall())
         except psycopg.OperationalError as exc:
             raise WarehouseError(f"postgres connection lost: {scrub_url(str(exc)).strip()}") from None

@@ -22,7 +22,8 @@ SOURCE_ALIAS = "src"
 
 def parse_template(sql: str) -> exp.Expression:
     """Parse a DuckDB-dialect query template once (at import time of the query module)."""
-    return sqlglot.parse_one(sql, read="duckdb")
+    tree: exp.Expression = sqlglot.parse_one(sql, read="duckdb")  # type: ignore[assignment]
+    return tree
 
 
 def _table_node(name: str) -> exp.Table:
