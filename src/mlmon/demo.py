@@ -169,6 +169,9 @@ def build_warehouse(path: Path, end: float, days: int = 7) -> dict[str, int]:
 # Thresholds the demo summary flags; the shipped monitors carry their own.
 SAME_VALUE_ALERT = 0.9
 PSI_ALERT = 0.2
+#: PSI must stay above PSI_ALERT this many consecutive windows (30 minutes) to count as a shift:
+#: single windows of a few hundred rows cross 0.2 by chance
+PSI_SUSTAINED = 3
 
 
 @dataclass
@@ -185,6 +188,7 @@ class ModelSummary:
     stuck_windows: int = 0
     max_psi: float = 0.0
     drifted_windows: int = 0
+    psi_run: int = 0
 
 
 def summarise(outputs: list) -> dict[str, ModelSummary]:  # type: ignore[type-arg]
@@ -218,7 +222,11 @@ def summarise(outputs: list) -> dict[str, ModelSummary]:  # type: ignore[type-ar
                 s.stuck_windows += sample.value >= SAME_VALUE_ALERT
             elif metric == "psi":
                 s.max_psi = max(s.max_psi, sample.value)
-                s.drifted_windows += sample.value > PSI_ALERT
+                s.psi_run = s.psi_run + 1 if sample.value > PSI_ALERT else 0
+                if s.psi_run == PSI_SUSTAINED:
+                    s.drifted_windows += PSI_SUSTAINED
+                elif s.psi_run > PSI_SUSTAINED:
+                    s.drifted_windows += 1
     return out
 
 
@@ -238,7 +246,7 @@ def format_summary(summary: dict[str, ModelSummary]) -> str:
         if s.stuck_windows:
             flags.append(f"STUCK (same-value ratio >= {SAME_VALUE_ALERT}) in {s.stuck_windows} window(s)")
         if s.drifted_windows:
-            flags.append(f"SHIFTED (PSI > {PSI_ALERT}) in {s.drifted_windows} window(s)")
+            flags.append(f"SHIFTED (PSI > {PSI_ALERT} for {PSI_SUSTAINED}+ windows) in {s.drifted_windows} window(s)")
         if s.invalid:
             flags.append(f"{s.invalid} invalid prediction(s)")
         lines.append(
