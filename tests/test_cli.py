@@ -76,3 +76,24 @@ def test_secret_filter_scrubs_keys_and_url_passwords() -> None:
     text = record.getMessage()
     assert "abcd1234secret" not in text and "hunter22" not in text and "***" in text
     assert "RuntimeError" in text
+
+
+def test_demo_send_pushes_through_the_datadog_client(tmp_path, capsys, intake, monkeypatch) -> None:
+    """--send uses the HTTP API (DD_API_KEY, DATADOG_HOST); old windows are skipped and counted."""
+    from tests.conftest import API_KEY
+
+    monkeypatch.setenv("DD_API_KEY", API_KEY)
+    monkeypatch.setenv("DATADOG_HOST", intake.url)
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "1", "--send"]) == 0
+    out = capsys.readouterr().out
+    assert "sent to Datadog" in out
+    series = intake.series()
+    counts = [s for s in series if s["metric"] == "mlmon.prediction.count"]
+    assert counts, "no window delivered"
+    import time
+
+    assert all(time.time() - s["points"][0][0] <= 50 * 60 + 5 for s in counts)  # nothing Datadog would drop
+    skipped = [s for s in series if s["metric"] == "mlmon.agent.points_skipped"]
+    assert skipped and skipped[-1]["points"][0][1] > 0
+    assert all("host" not in s for s in series)
+    assert not (tmp_path / "demo" / "metrics.jsonl").exists()
