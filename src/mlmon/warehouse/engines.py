@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sqlglot import exp
@@ -116,7 +116,3 @@ def open_engine(warehouse: DuckDBWarehouse | PostgresWarehouse) -> Engine:
         return DuckDBEngine(str(warehouse.path))
     return PostgresEngine(warehouse.url.get_secret_value(), warehouse.connect_timeout)
 
-
-def rows_as_dicts(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Name the columns of result tuples."""
-    return [dict(zip(columns, row, strict=True)) for row in rows]
