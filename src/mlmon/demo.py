@@ -191,6 +191,10 @@ class ModelSummary:
     psi_run: int = 0
 
 
+def _model_of(tags: tuple[str, ...]) -> str | None:
+    return next((t.removeprefix("model:") for t in tags if t.startswith("model:")), None)
+
+
 def summarise(outputs: list) -> dict[str, ModelSummary]:  # type: ignore[type-arg]
     """Fold window outputs into per-model figures (window order is preserved)."""
     from mlmon.samples import CheckStatus
@@ -198,13 +202,13 @@ def summarise(outputs: list) -> dict[str, ModelSummary]:  # type: ignore[type-ar
     out: dict[str, ModelSummary] = {}
     for window_out in outputs:
         for check in window_out.checks:
-            model = dict(t.split(":", 1) for t in check.tags if ":" in t).get("model")
+            model = _model_of(check.tags)
             if model:
                 s = out.setdefault(model, ModelSummary())
                 s.windows += 1
                 s.unavailable += check.status == CheckStatus.CRITICAL
         for sample in window_out.samples:
-            model = dict(t.split(":", 1) for t in sample.tags if ":" in t).get("model")
+            model = _model_of(sample.tags)
             if model is None:
                 continue
             s = out.setdefault(model, ModelSummary())

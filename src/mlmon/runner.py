@@ -42,6 +42,7 @@ class JobReport:
     points_skipped: int = 0
     rows_fetched: int = 0
     errors: int = 0
+    watermark: float | None = None
     outputs: list[WindowOutput] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
@@ -73,6 +74,12 @@ def latest_checks(checks: Iterable[ServiceCheck]) -> list[ServiceCheck]:
     for c in checks:
         latest[(c.name, c.tags)] = c
     return list(latest.values())
+
+
+def _record_error(report: JobReport, message: str) -> None:
+    report.errors += 1
+    report.messages.append(message)
+    log.error("%s", message)
 
 
 def _groups(outputs: Sequence[WindowOutput], max_points: int) -> list[list[WindowOutput]]:
@@ -147,19 +154,22 @@ class Agent:
     ) -> None:
         cfg = instance.jobs.predictions
         state = self.store.load(instance.name, "predictions")
+        report.watermark = state.watermark
         now = self.clock()
         windows = due_windows(now, state.watermark, cfg.window, cfg.lateness, cfg.initial_lookback)
         if not windows:
             return
         connect_tags = make_tags(base_tags, f"instance:{instance.name}")
+
+        def unreachable(exc: WarehouseError) -> None:
+            message = f"instance {instance.name}: {exc}"
+            _record_error(report, message)
+            checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.CRITICAL, connect_tags, self.clock(), message))
+
         try:
             engine = self.engine_factory(instance.warehouse)
         except WarehouseError as exc:
-            report.errors += 1
-            report.messages.append(str(exc))
-            log.error("instance %s: %s", instance.name, exc)
-            checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.CRITICAL, connect_tags, now,
-                                       f"instance {instance.name}: {exc}"))
+            unreachable(exc)
             return
         try:
             for i in range(0, len(windows), cfg.max_windows_per_query):
@@ -171,24 +181,17 @@ class Agent:
                         engine, instance, cfg, batch, state, base_tags, self.clock()
                     )
                 except WarehouseError as exc:
-                    report.errors += 1
-                    report.messages.append(str(exc))
-                    log.error("instance %s: %s", instance.name, exc)
-                    checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.CRITICAL, connect_tags,
-                                               self.clock(), f"instance {instance.name}: {exc}"))
+                    unreachable(exc)
                     return
                 except QueryError as exc:
-                    report.errors += 1
                     message = f"instance {instance.name}, table {instance.tables.predictions}: {exc}"
-                    report.messages.append(message)
-                    log.error("predictions query failed: %s", message)
+                    _record_error(report, message)
                     checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, connect_tags, self.clock()))
                     for model in sorted(set(instance.models) | set(state.models)):
                         checks.append(ServiceCheck(predictions_job.AVAILABLE_CHECK, CheckStatus.CRITICAL,
                                                    make_tags(base_tags, f"model:{model}"), self.clock(), message))
                     return
                 report.rows_fetched += fetched
-                checks[:] = [c for c in checks if c.name != CAN_CONNECT_CHECK]
                 checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, connect_tags, self.clock()))
                 if not self._deliver(instance, "predictions", cfg.timestamp_policy, outputs, state, report):
                     return
@@ -209,9 +212,7 @@ class Agent:
             try:
                 self.sink.submit(points)
             except SinkError as exc:
-                report.errors += 1
-                report.messages.append(str(exc))
-                log.error("instance %s job %s: %s; %d window(s) stay pending", instance.name, job, exc, len(group))
+                _record_error(report, f"instance {instance.name} job {job}: {exc}; {len(group)} window(s) stay pending")
                 return False
             if skipped:
                 report.points_skipped += skipped
@@ -226,7 +227,7 @@ class Agent:
             for out in group:
                 for model, version in out.models.items():
                     state.models[model] = {"last_seen": out.window.end, "version": version}
-            state.watermark = group[-1].window.end
+            state.watermark = report.watermark = group[-1].window.end
             self.store.save(instance.name, job, state)
             report.windows_processed += len(group)
             report.points_sent += len(kept)
@@ -239,7 +240,6 @@ class Agent:
     ) -> None:
         now = self.clock()
         tags = make_tags(base_tags, f"instance:{instance.name}", f"job:{report.job}")
-        watermark = self.store.load(instance.name, report.job).watermark
         points: list[Point] = [
             Sample("mlmon.agent.run.duration_seconds", now - started, tags, now),
             Sample("mlmon.agent.run.errors", report.errors, tags, now, MetricType.COUNT),
@@ -248,8 +248,8 @@ class Agent:
             Sample("mlmon.agent.points_skipped", report.points_skipped, tags, now, MetricType.COUNT),
             Sample("mlmon.agent.rows_fetched", report.rows_fetched, tags, now, MetricType.COUNT),
         ]
-        if watermark is not None:
-            points.append(Sample("mlmon.agent.lag_seconds", max(now - watermark, 0.0), tags, now))
+        if report.watermark is not None:
+            points.append(Sample("mlmon.agent.lag_seconds", max(now - report.watermark, 0.0), tags, now))
         points.extend(latest_checks(checks))
         try:
             self.sink.submit(points)
