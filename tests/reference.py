@@ -49,3 +49,80 @@ def psi_on_grid(reference: list[float], current: list[float], bins: int = 10, ep
     ref_n = np.where(ref_n == 0, eps, ref_n)
     cur_n = np.where(cur_n == 0, eps, cur_n)
     return float(np.sum((cur_n - ref_n) * np.log(cur_n / ref_n)))
+
+
+def label_of(rows: list[tuple[float, float | None]], cutoff: float) -> float | str | None:
+    """A request's label under mlmon's rule: rows (label, label_ts) before ``cutoff`` (or undated);
+    positive if any 0/1 row is 1; ``"invalid"`` if every such row is something else; None if none."""
+    matured = [lab for lab, ts in rows if ts is None or ts < cutoff]
+    valid_labels = [lab for lab in matured if lab in (0, 1)]
+    if valid_labels:
+        return float(max(valid_labels))
+    return "invalid" if matured else None
+
+
+def online_quality_reference(
+    predictions: list[float], labels: list[float | str | None], offline: tuple[float, float] | None = None
+) -> dict[str, float]:
+    """mlmon.online.* for one window from raw predictions and resolved labels, with scikit-learn."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    p = np.asarray(predictions, dtype=float)
+    ok = np.isfinite(p) & (p >= 0) & (p <= 1)
+    labeled = [i for i in range(p.size) if ok[i] and isinstance(labels[i], float)]
+    y = np.asarray([labels[i] for i in labeled], dtype=float)
+    pv = p[labeled]
+    out = {
+        "labeled_count": float(len(labeled)),
+        "invalid_prediction_count": float((~ok).sum()),
+        "invalid_label_count": float(sum(1 for i in range(p.size) if ok[i] and labels[i] == "invalid")),
+    }
+    if ok.sum():
+        out["label_coverage"] = len(labeled) / float(ok.sum())
+    if not labeled:
+        return out
+    rate = float(y.mean())
+    out.update({
+        "positive_rate": rate,
+        "mean_prediction": float(pv.mean()),
+        "logloss": float(log_loss(y, pv, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, pv, labels=[0, 1])),
+    })
+    if 0 < rate < 1:
+        auc = float(roc_auc_score(y, pv))
+        out["auc"] = auc
+        out["calibration"] = float(pv.mean()) / rate
+        out["normalized_entropy"] = out["logloss"] / float(stats.entropy([rate, 1 - rate]))
+        if offline is not None:
+            out["auc_vs_offline"] = auc - offline[1]
+    if offline is not None:
+        out["logloss_vs_offline"] = out["logloss"] / offline[0]
+    return out
+
+
+def reproducibility_reference(
+    online: list[float], replays: list[list[float | None]], atol: float, rtol: float
+) -> dict[str, float]:
+    """mlmon.reproducibility.* for one window, with numpy.isclose as the tolerance test."""
+    checked = missing = reproduced = 0
+    diffs: list[float] = []
+    for p, rows in zip(online, replays, strict=True):
+        if not (np.isfinite(p) and 0 <= p <= 1):
+            continue
+        values = [r for r in rows if r is not None]
+        if not values:
+            missing += 1
+            continue
+        checked += 1
+        r = np.asarray(values, dtype=float)
+        good = np.isfinite(r) & (r >= 0) & (r <= 1)
+        if good.any():
+            diffs.append(float(np.max(np.abs(p - r[good]))))
+        reproduced += bool(good.all() and np.isclose(p, r, rtol=rtol, atol=atol).all())
+    out = {"checked_count": float(checked), "missing_count": float(missing)}
+    if checked:
+        out["rate"] = reproduced / checked
+    if diffs:
+        out["mean_abs_diff"] = float(np.mean(diffs))
+        out["max_abs_diff"] = float(np.max(diffs))
+    return out

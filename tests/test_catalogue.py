@@ -6,7 +6,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from tests.conftest import utc
+from tests.conftest import DuckDBWarehouse, utc
+from tests.scenarios import write_every_table
 
 from mlmon.config import parse_config
 from mlmon.runner import Agent
@@ -37,7 +38,7 @@ def test_catalogue_rows_are_well_formed() -> None:
 
 
 def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
-    """Run the agent over data that triggers every code path and hold each sample to metadata.csv."""
+    """Run every job over data that triggers every code path and hold each sample to metadata.csv."""
     width, now = 600.0, 1_800_000_000.0
     end = (now - 300) // width * width
     rng = np.random.default_rng(3)
@@ -57,6 +58,18 @@ def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
     })
     sink = RecordingSink()
     Agent(config, sink, clock=lambda: now).run_once()
+    # and a warehouse with every table, for the quality, reproducibility and training jobs
+    full = DuckDBWarehouse(tmp_path / "full.duckdb")
+    write_every_table(full, now)
+    config = parse_config({
+        "init_config": {"env": "test", "state_dir": str(tmp_path / "state-full")},
+        "instances": [{"name": "full", "warehouse": full.config(),
+                       "jobs": {"quality": {"initial_lookback": "4h"}, "reproducibility": {"initial_lookback": "4h"},
+                                "training": {"features": ["age", "device", "bid_floor"]}}}],
+    })
+    reports = Agent(config, sink, clock=lambda: now).run_once()
+    assert {r.job for r in reports} == {"predictions", "quality", "reproducibility", "training"}
+    assert not [m for r in reports for m in r.messages]
     cat = catalogue()
     emitted = {s.name: s.type for s in sink.samples}
     assert {"mlmon.prediction.psi", "mlmon.prediction.invalid_count", "mlmon.agent.lag_seconds"} <= emitted.keys()
@@ -64,6 +77,5 @@ def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
     assert not missing, f"emitted but not in metadata.csv: {missing}"
     for name, mtype in emitted.items():
         assert cat[name]["metric_type"] == mtype.value, name
-    # and nothing catalogued for the predictions job is dead
-    predictions = {n for n in cat if n.startswith(("mlmon.prediction.", "mlmon.agent."))}
-    assert predictions <= set(emitted), sorted(predictions - set(emitted))
+    # and nothing catalogued is dead
+    assert set(cat) <= set(emitted), sorted(set(cat) - set(emitted))

@@ -17,11 +17,23 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     """The demo builds its warehouse, runs, and its summary flags the planted incidents per model."""
     assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "3"]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("ctr_", "cvr_"))}
-    assert set(lines) == {"ctr_banner", "ctr_video", "cvr_app"}
+    sections = out.split("\n\n")
+    tables = {}
+    for title in ("Predictions", "Online quality", "Training lineage"):
+        section = next(s for s in sections if s.startswith(title))
+        tables[title] = {line.split()[0]: line for line in section.splitlines() if line.startswith(("ctr_", "cvr_"))}
+        assert set(tables[title]) == {"ctr_banner", "ctr_video", "cvr_app"}, title
+    lines = tables["Predictions"]
     assert "UNAVAILABLE" in lines["ctr_video"]
     assert "STUCK" in lines["cvr_app"]
     assert "SHIFTED" in lines["ctr_banner"] and "invalid" in lines["ctr_banner"]
+    online = tables["Online quality"]
+    assert "NOT REPRODUCIBLE" in online["cvr_app"] and "NOT REPRODUCIBLE" not in online["ctr_video"]
+    training = tables["Training lineage"]
+    assert "TRAINING ROWS DROPPED" in training["ctr_video"] and "OFFLINE REGRESSION" in training["cvr_app"]
+    assert "FEATURE bid_floor STUCK" in training["ctr_banner"]
+    assert "DROPPED" not in training["ctr_banner"] + training["cvr_app"]  # no false alarms
+    assert "REGRESSION" not in training["ctr_banner"] + training["ctr_video"]
     metrics = (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()
     series = [json.loads(line) for line in metrics if '"metric"' in line]
     assert {"metric", "type", "points", "tags"} == set(series[0])
@@ -93,7 +105,7 @@ def test_demo_send_pushes_through_the_datadog_client(tmp_path, capsys, intake, m
     import time
 
     assert all(time.time() - s["points"][0][0] <= 50 * 60 + 5 for s in counts)  # nothing Datadog would drop
-    skipped = [s for s in series if s["metric"] == "mlmon.agent.points_skipped"]
+    skipped = [s for s in series if s["metric"] == "mlmon.agent.points_skipped" and "job:predictions" in s["tags"]]
     assert skipped and skipped[-1]["points"][0][1] > 0
     assert all("host" not in s for s in series)
     assert not (tmp_path / "demo" / "metrics.jsonl").exists()

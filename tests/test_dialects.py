@@ -7,14 +7,16 @@ import sqlglot
 
 from mlmon.config import parse_config
 from mlmon.preflight import probe_query
+from mlmon.warehouse.online import build_offline_query, build_quality_query, build_reproducibility_query
 from mlmon.warehouse.predictions import build_query
-from mlmon.warehouse.sql import DIALECTS, render
+from mlmon.warehouse.sql import DIALECTS, exists_query, render
 
 CONFIG = parse_config({"instances": [{
     "name": "ads",
     "warehouse": {"engine": "duckdb", "path": "w.duckdb"},
     "tables": {"predictions": "analytics.serving.predictions"},
     "columns": {"predictions": {"ts": "served_at", "prediction": "score"}},
+    "jobs": {"training": {"features": ["age", "device"]}},
 }]})
 INSTANCE = CONFIG.instances[0]
 
@@ -22,7 +24,12 @@ INSTANCE = CONFIG.instances[0]
 def every_query():
     yield "predictions", build_query(INSTANCE)
     yield "predictions-filtered", build_query(INSTANCE, ["ctr_a", "cvr_b"])
-    for table in ("predictions",):
+    yield "quality", build_quality_query(INSTANCE)
+    yield "quality-lanes", build_quality_query(INSTANCE, ["ctr_a"], ["cvr_b"])
+    yield "reproducibility", build_reproducibility_query(INSTANCE, ["ctr_a"])
+    yield "offline", build_offline_query(INSTANCE, ["ctr_a"], ["v1", "v2"])
+    yield "exists", exists_query("analytics.serving.predictions")
+    for table in ("predictions", "labels", "replays", "training_runs", "training_features"):
         yield f"probe-{table}", probe_query(INSTANCE, table)
 
 
@@ -36,7 +43,9 @@ def test_query_compiles_and_round_trips(name: str, dialect: str) -> None:
     sql = render(QUERIES[name], dialect)
     sqlglot.parse_one(sql, read=dialect)
     quote = "`" if dialect in {"bigquery", "spark"} else '"'
-    assert f"{quote}served_at{quote}" in sql or (name.startswith("probe") and "served_at" in sql)
+    reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "reproducibility"}
+    if name in reads_predictions | {"probe-predictions"}:
+        assert f"{quote}served_at{quote}" in sql
     assert "TIME_TO_UNIX" not in sql.upper()  # not a function anywhere but sqlglot's own tree
 
 
@@ -46,7 +55,8 @@ def test_bigquery_epoch_uses_unix_seconds() -> None:
 
 
 def test_config_values_are_placeholders_not_text() -> None:
-    """Model names are bound parameters; they never appear in the SQL text."""
+    """Model names and versions are bound parameters; they never appear in the SQL text."""
     for dialect in DIALECTS:
-        sql = render(QUERIES["predictions-filtered"], dialect)
-        assert "ctr_a" not in sql and "cvr_b" not in sql
+        for name in ("predictions-filtered", "quality-lanes", "reproducibility", "offline"):
+            sql = render(QUERIES[name], dialect)
+            assert "ctr_a" not in sql and "cvr_b" not in sql and "'v2'" not in sql, (name, dialect)

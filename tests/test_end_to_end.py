@@ -10,7 +10,7 @@ import pytest
 import yaml
 from tests.conftest import API_KEY, Warehouse
 from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
-from tests.scenarios import known_answers
+from tests.scenarios import known_answers, write_every_table
 
 from mlmon.cli import main
 
@@ -35,11 +35,13 @@ def write_config(path: Path, warehouse: Warehouse, api_host: str, state_dir: Pat
     return path
 
 
-def series_by_key(intake) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+def series_by_key(intake) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """(metric, model, model_version, timestamp[, job/feature/value tags]) -> series; fails on a duplicate."""
     out = {}
     for s in intake.series():
         tags = dict(t.split(":", 1) for t in s["tags"])
-        key = (s["metric"], tags.get("model", ""), tags.get("model_version", ""), s["points"][0][0])
+        key: tuple[Any, ...] = (s["metric"], tags.get("model", ""), tags.get("model_version", ""), s["points"][0][0])
+        key += tuple(f"{t}:{tags[t]}" for t in ("job", "feature", "value") if t in tags)
         assert key not in out, f"duplicate point {key}"
         out[key] = s
     return out
@@ -119,3 +121,69 @@ def test_duckdb_and_postgres_agree(tmp_path, duckdb_warehouse, postgres_warehous
     assert duck.keys() == pg.keys() and len(duck) > 30
     for key in duck:
         assert duck[key] == pytest.approx(pg[key], rel=1e-12, abs=1e-15), key
+
+
+def write_all_jobs_config(path: Path, warehouse: Warehouse, api_host: str, state_dir: Path) -> Path:
+    config = yaml.safe_load(write_config(path, warehouse, api_host, state_dir).read_text())
+    instance = config["instances"][0]
+    instance["tables"] = {t: warehouse.table(t) for t in
+                          ("predictions", "labels", "replays", "training_runs", "training_features")}
+    instance["jobs"] = {"predictions": {"initial_lookback": "2h"}, "quality": {"initial_lookback": "4h"},
+                        "reproducibility": {"initial_lookback": "4h"},
+                        "training": {"features": ["age", "device", "bid_floor"]}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_all_jobs_deliver_through_the_datadog_client(tmp_path, warehouse, intake) -> None:
+    """run --once with every table: online, reproducibility and training metrics reach the intake."""
+    from tests.reference import label_of, online_quality_reference
+
+    sc = write_every_table(warehouse, time.time())
+    cfg = write_all_jobs_config(tmp_path / "conf.yaml", warehouse, intake.url, tmp_path / "state")
+    assert main(["run", "--once", "--config", str(cfg)]) == 0
+    got = series_by_key(intake)
+    names = {k[0] for k in got}
+    assert {"mlmon.online.auc", "mlmon.reproducibility.rate", "mlmon.training.rows_change_prev",
+            "mlmon.training.feature.same_value_ratio", "mlmon.training.feature.value_share"} <= names
+    (model, version, end), rows = next((k, v) for k, v in sc.windows.items() if k[0] == "cvr")
+    labels = [label_of(lab, end + sc.label_delay) for _, lab, _ in rows]
+    want = online_quality_reference([p for p, _, _ in rows], labels, sc.offline[(model, version)])
+    for name, value in want.items():
+        assert got[(f"mlmon.online.{name}", model, version, int(end))]["points"][0][1] == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.postgres
+def test_every_job_gives_identical_numbers_on_duckdb_and_postgres(
+    tmp_path, duckdb_warehouse, postgres_warehouse
+) -> None:
+    """The same rows give the same numbers, metric by metric, for all four jobs on both engines."""
+    from mlmon.testing import IntakeServer
+
+    now = time.time()
+    results = []
+    for name, wh in (("duck", duckdb_warehouse), ("pg", postgres_warehouse)):
+        with IntakeServer() as intake:
+            d = tmp_path / name
+            d.mkdir()
+            write_every_table(wh, now)
+            cfg = write_all_jobs_config(d / "conf.yaml", wh, intake.url, d / "state")
+            assert main(["run", "--once", "--config", str(cfg)]) == 0
+            by_tags = {}
+            for s in intake.series():
+                if s["metric"].startswith("mlmon.agent."):
+                    continue
+                ts = s["points"][0][0]
+                if s["metric"].startswith("mlmon.training."):
+                    ts = 0  # snapshots are stamped at send time
+                by_tags[(s["metric"], tuple(sorted(s["tags"])), ts)] = s["points"][0][1]
+            results.append(by_tags)
+    duck, pg = results
+    families = {k[0].split(".")[1] for k in duck}
+    assert {"prediction", "online", "reproducibility", "training"} <= families
+    assert duck.keys() == pg.keys()
+    for key in duck:
+        if key[0] == "mlmon.training.model_age_hours":
+            assert duck[key] == pytest.approx(pg[key], abs=0.01), key  # two runs, seconds apart
+        else:
+            assert duck[key] == pytest.approx(pg[key], rel=1e-9, abs=1e-12), key

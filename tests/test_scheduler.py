@@ -15,13 +15,18 @@ def test_one_scheduled_job_per_instance_and_job(tmp_path) -> None:
         "instances": [
             {"name": "a", "warehouse": {"engine": "duckdb", "path": "a.duckdb"},
              "jobs": {"predictions": {"interval": "5m"}}},
-            {"name": "b", "warehouse": {"engine": "duckdb", "path": "b.duckdb"}},
-            {"name": "off", "warehouse": {"engine": "duckdb", "path": "c.duckdb"}, "tables": {"predictions": None}},
+            {"name": "b", "warehouse": {"engine": "duckdb", "path": "b.duckdb"},
+             "tables": {"labels": None}, "jobs": {"training": {"enabled": False}}},
+            {"name": "off", "warehouse": {"engine": "duckdb", "path": "c.duckdb"},
+             "tables": {"predictions": None, "training_runs": None}},
         ],
     })
     scheduler = build_scheduler(Agent(config, RecordingSink()))
     jobs = {j.id: j for j in scheduler.get_jobs()}
-    assert set(jobs) == {"a:predictions", "b:predictions"}
+    assert set(jobs) == {
+        "a:predictions", "a:quality", "a:reproducibility", "a:training", "b:predictions", "b:reproducibility",
+    }
     assert jobs["a:predictions"].trigger.interval.total_seconds() == 300
     assert jobs["b:predictions"].trigger.interval.total_seconds() == 600
+    assert jobs["a:quality"].trigger.interval.total_seconds() == 3600
     assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())

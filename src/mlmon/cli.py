@@ -81,7 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build a demo warehouse, run the predictions job over its week, print the summary."""
+    """Build a demo warehouse, run every job over its week, print the summary."""
     import shutil
 
     from mlmon import demo
@@ -113,7 +113,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     "name": "demo",
                     "warehouse": {"engine": "duckdb", "path": str(warehouse)},
                     "tags": ["team:ads", "source:mlmon-demo"],
-                    "jobs": {"predictions": {"initial_lookback": f"{args.days}d"}},
+                    "jobs": {
+                        "predictions": {"initial_lookback": f"{args.days}d"},
+                        # conversions arrive within hours: the CVR model's windows mature after a day
+                        "quality": {"initial_lookback": f"{args.days}d", "label_delay": "1h",
+                                    "label_delay_by_model": {"cvr_app": "1d"}},
+                        "reproducibility": {"initial_lookback": f"{args.days}d"},
+                        "training": {"features": ["age", "device", "bid_floor"]},
+                    },
                 }
             ],
         },
@@ -126,13 +133,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"mlmon: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reports = Agent(config, sink).run_once()
-    outputs = [o for r in reports for o in r.outputs]
-    print()
-    print(demo.format_summary(demo.summarise(outputs)))
+    by_job = {r.job: r for r in reports}
+
+    def outputs(*jobs: str) -> list[Any]:
+        return [o for job in jobs if job in by_job for o in by_job[job].outputs]
+
+    print("\nPredictions (10-minute windows over the week)")
+    print(demo.format_summary(demo.summarise(outputs("predictions"))))
+    print("\nOnline quality (latest hourly window with matured labels) and reproducibility")
+    print(demo.format_online(demo.summarise_online(outputs("quality", "reproducibility"))))
+    print("\nTraining lineage (latest version of each model)")
+    training = by_job["training"].snapshot if "training" in by_job else []
+    print(demo.format_training(demo.summarise_training(training)))
     print()
     for r in reports:
         where = "sent to Datadog" if args.send else f"written to {jsonl}"
-        print(f"job {r.job}: {r.windows_processed} windows, {r.points_sent:,} points {where}, "
+        print(f"job {r.job}: {r.windows_processed} window(s), {r.points_sent:,} points {where}, "
               f"{r.points_skipped:,} skipped, {r.rows_fetched:,} aggregate rows fetched, "
               f"{r.errors} error(s) in {time.perf_counter() - started:.1f}s")
         for message in r.messages:

@@ -140,13 +140,21 @@ Warehouse = Annotated[DuckDBWarehouse | PostgresWarehouse, Field(discriminator="
 
 
 class Tables(_Frozen):
-    """Physical table names; ``null`` disables the jobs that need the table."""
+    """Physical table names; ``null`` disables the jobs that need the table.
+
+    A table left at its default name that does not exist in the warehouse skips its jobs (logged
+    once); a table named in the config that does not exist is an error.
+    """
 
     predictions: Identifier | None = "predictions"
     labels: Identifier | None = "labels"
     replays: Identifier | None = "replays"
     training_runs: Identifier | None = "training_runs"
     training_features: Identifier | None = "training_features"
+
+    def explicit(self, table: str) -> bool:
+        """Whether the config names ``table`` (rather than leaving the default)."""
+        return table in self.model_fields_set
 
 
 TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -163,56 +171,77 @@ TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
 TimestampPolicy = Literal["window_end", "send_time"]
 
 
-class PredictionsJob(_Frozen):
-    """Descriptive statistics, same-value ratio, invalid counts and drift of served predictions."""
+class _WindowJob(_Frozen):
+    """Settings every windowed job shares."""
 
     enabled: bool = True
+    interval: Duration = Field(default=3600, gt=0)
+    window: Duration = Field(default=3600, ge=60)
+    initial_lookback: Duration = Field(default=3600, ge=0)
+    timestamp_policy: TimestampPolicy = "send_time"
+    max_windows_per_query: int = Field(default=24, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _window_divides_day(self) -> _WindowJob:
+        if 86400 % self.window:
+            raise ValueError("window must divide a day evenly (e.g. 5m, 10m, 15m, 1h)")
+        return self
+
+
+class PredictionsJob(_WindowJob):
+    """Descriptive statistics, same-value ratio, invalid counts and drift of served predictions."""
+
     interval: Duration = Field(default=600, gt=0)
     window: Duration = Field(default=600, ge=60)
     lateness: Duration = Field(default=300, ge=0)
-    initial_lookback: Duration = Field(default=3600, ge=0)
     drift_reference: Duration = Field(default=86400, gt=0)
     timestamp_policy: TimestampPolicy = "window_end"
     max_windows_per_query: int = Field(default=36, ge=1, le=10_000)
 
     @model_validator(mode="after")
-    def _day_multiple(self) -> PredictionsJob:
-        if 86400 % self.window:
-            raise ValueError("window must divide a day evenly (e.g. 5m, 10m, 15m, 1h)")
+    def _reference_multiple(self) -> PredictionsJob:
         if self.drift_reference % self.window:
             raise ValueError("drift_reference must be a multiple of window")
         return self
 
 
-class QualityJob(_Frozen):
-    """Online logloss/AUC once labels have matured (accepted now, computed from a later release)."""
+class QualityJob(_WindowJob):
+    """Online logloss, AUC, calibration and more on predictions joined with their matured labels.
 
-    enabled: bool = True
-    interval: Duration = Field(default=3600, gt=0)
+    A window is processed once ``end + label_delay`` has passed (per model with
+    ``label_delay_by_model``); only label rows with ``label_ts`` before that moment count, so a
+    window's numbers do not depend on when the agent ran.
+    """
+
     label_delay: Duration = Field(default=3600, ge=0)
-    initial_lookback: Duration = Field(default=3600, ge=0)
-    timestamp_policy: TimestampPolicy = "send_time"
+    label_delay_by_model: dict[str, Duration] = Field(default_factory=dict)
 
 
-class ReproducibilityJob(_Frozen):
-    """Share of online predictions reproduced by offline replays (accepted now, computed later)."""
+class ReproducibilityJob(_WindowJob):
+    """Share of online predictions that the offline replays reproduce within tolerance."""
 
-    enabled: bool = True
-    interval: Duration = Field(default=3600, gt=0)
     replay_delay: Duration = Field(default=3600, ge=0)
-    initial_lookback: Duration = Field(default=3600, ge=0)
     atol: float = Field(default=1e-6, ge=0)
     rtol: float = Field(default=1e-4, ge=0)
-    timestamp_policy: TimestampPolicy = "send_time"
 
 
 class TrainingJob(_Frozen):
-    """Offline metrics and training-row trends per model version (accepted now, computed later)."""
+    """Offline metrics, training-row trends and feature breakdowns of each model's latest version."""
 
     enabled: bool = True
     interval: Duration = Field(default=3600, gt=0)
+    #: columns of ``training_features`` to break down; numeric columns get mean/stddev, others top-K shares
     features: tuple[Identifier, ...] = ()
+    #: features to treat as categorical even when their column is numeric (e.g. integer-coded ids)
+    categorical: tuple[Identifier, ...] = ()
     top_k: int = Field(default=10, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _categorical_are_features(self) -> TrainingJob:
+        unknown = sorted(set(self.categorical) - set(self.features))
+        if unknown:
+            raise ValueError(f"categorical lists columns that are not in features: {', '.join(unknown)}")
+        return self
 
 
 class Jobs(_Frozen):

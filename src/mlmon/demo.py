@@ -1,22 +1,27 @@
 """``mlmon demo``: a week of realistic ad-tech data in DuckDB, with planted incidents, run through mlmon.
 
 Three models (two CTR, one CVR), retrained daily at 02:00 UTC, serve predictions every minute of
-the week. Planted incidents, by model:
+the week; clicks are labeled within minutes, conversions within hours; a batch pipeline replays
+98 % of requests. Planted incidents, by model:
 
 * ``cvr_app``: predictions stuck at one value for 3 hours two days ago (same-value ratio 1.0);
-  latest version's offline logloss worse than the previous one's; replays diverge in the last day.
+  latest version's offline logloss 8 % worse than the previous one's (offline regression);
+  replays of 30 % of the last day's requests differ by 5 % (reproducibility drop).
 * ``ctr_video``: no predictions for an hour yesterday (unavailable); the latest version trained on
-  40 % fewer rows.
-* ``ctr_banner``: predictions shifted upward for the last 6 hours (drift); a few NaN, negative and
-  > 1 predictions every hour (invalid rows); training feature ``bid_floor`` stuck at one value in the
-  latest version.
+  40 % fewer rows (training-row drop, vs the previous version and vs 30 days ago).
+* ``ctr_banner``: predictions shifted upward for the last 6 hours (drift, and online logloss worse
+  than offline); a few NaN, negative and > 1 predictions every hour (invalid rows); training
+  feature ``bid_floor`` stuck at one value in the latest version.
+
+Offline ``valid_logloss``/``valid_auc`` come from a validation sample drawn like the serving
+traffic, so online and offline quality agree when nothing is wrong.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +62,17 @@ def _version_at(ts: np.ndarray) -> np.ndarray:
     return np.array(
         [dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("v%Y%m%d") for t in trained], dtype=object
     )
+
+
+def _validation_metrics(model: DemoModel, rng: np.random.Generator, n: int = 50_000) -> tuple[float, float]:
+    """Offline logloss and AUC of ``model`` on a validation sample drawn like its serving traffic."""
+    from mlmon.metrics.quality import QualityAggregate, online_quality
+
+    score = _logit(model.base_rate) + rng.normal(0.0, 0.9, n)
+    y = (rng.random(n) < _sigmoid(score + rng.normal(0.0, 0.3, n))).astype(float)
+    quality = online_quality(QualityAggregate.from_values(_sigmoid(score), y))
+    assert quality.logloss is not None and quality.auc is not None
+    return quality.logloss, quality.auc
 
 
 def build_frames(end: float, days: int = 7, seed: int = 7) -> dict[str, pd.DataFrame]:
@@ -108,6 +124,7 @@ def build_frames(end: float, days: int = 7, seed: int = 7) -> dict[str, pd.DataF
         replays.append(pd.DataFrame({
             "request_id": request_id[keep], "model_version": versions[keep], "prediction": replay[keep],
         }))
+        base_logloss, base_auc = _validation_metrics(model, rng)
         # training history: 40 daily versions so that the 30-day comparison has data
         first_day = math.floor((end - 40 * DAY) / DAY) * DAY
         for d in range(41):
@@ -119,14 +136,14 @@ def build_frames(end: float, days: int = 7, seed: int = 7) -> dict[str, pd.DataF
             rows = int(1_000_000 * (1 + 0.15 * m_index) * (1 + rng.normal(0, 0.01)))
             if latest and model.name == "ctr_video":
                 rows = int(rows * 0.6)
-            logloss = 0.09 + 0.05 * m_index + rng.normal(0, 0.0005)
+            logloss = base_logloss * (1 + rng.normal(0, 0.005))
             if latest and model.name == "cvr_app":
                 logloss *= 1.08
             runs.append({
                 "model": model.name, "model_version": version,
                 "trained_at": pd.Timestamp(trained_at, unit="s"),
                 "train_rows": rows, "valid_rows": rows // 10,
-                "valid_logloss": logloss, "valid_auc": 0.74 + 0.02 * m_index + rng.normal(0, 0.002),
+                "valid_logloss": logloss, "valid_auc": base_auc + rng.normal(0, 0.002),
             })
             k = 500
             bid_floor = rng.gamma(2.0, 0.5, k)
@@ -256,5 +273,145 @@ def format_summary(summary: dict[str, ModelSummary]) -> str:
         lines.append(
             f"{model:<12} {s.rows:>8} {s.invalid:>7} {num(s.last_mean, '.4f'):>7} {num(s.last_p95, '.4f'):>7} "
             f"{s.max_same_value:>14.3f} {s.max_psi:>8.3f}  {'; '.join(flags) or 'ok'}"
+        )
+    return "\n".join(lines)
+
+
+# Thresholds of the online and training sections of the summary.
+REPRO_ALERT = 0.9
+LOGLOSS_VS_OFFLINE_ALERT = 1.1
+ROWS_DROP_ALERT = -0.2
+OFFLINE_REGRESSION_ALERT = 0.05
+FEATURE_STUCK_ALERT = 0.99
+
+
+@dataclass
+class OnlineSummary:
+    """Online quality and reproducibility of one model over the demo's windows."""
+
+    windows: int = 0
+    labeled: int = 0
+    last: dict[str, float] | None = None
+    worst_logloss_ratio: float | None = None
+    worse_windows: int = 0
+    worse_run: int = 0
+    repro_windows: int = 0
+    repro_low_windows: int = 0
+    min_repro: float | None = None
+
+
+def _worst(current: float | None, value: float, higher_is_worse: bool = True) -> float:
+    if current is None:
+        return value
+    return max(current, value) if higher_is_worse else min(current, value)
+
+
+def summarise_online(outputs: list) -> dict[str, OnlineSummary]:  # type: ignore[type-arg]
+    """Fold quality and reproducibility window outputs into per-model figures."""
+    out: dict[str, OnlineSummary] = {}
+    for window_out in outputs:
+        per_model: dict[str, dict[str, float]] = {}
+        for sample in window_out.samples:
+            model = _model_of(sample.tags)
+            if model:
+                per_model.setdefault(model, {})[sample.name] = sample.value
+        for model, values in per_model.items():
+            s = out.setdefault(model, OnlineSummary())
+            if "mlmon.online.labeled_count" in values:
+                s.windows += 1
+                s.labeled += int(values["mlmon.online.labeled_count"])
+                if "mlmon.online.auc" in values:
+                    s.last = {k.removeprefix("mlmon.online."): v for k, v in values.items()}
+                if "mlmon.online.logloss_vs_offline" in values:
+                    ratio = values["mlmon.online.logloss_vs_offline"]
+                    s.worst_logloss_ratio = _worst(s.worst_logloss_ratio, ratio)
+                    s.worse_run = s.worse_run + 1 if ratio > LOGLOSS_VS_OFFLINE_ALERT else 0
+                    s.worse_windows += PSI_SUSTAINED if s.worse_run == PSI_SUSTAINED else s.worse_run > PSI_SUSTAINED
+            if "mlmon.reproducibility.rate" in values:
+                rate = values["mlmon.reproducibility.rate"]
+                s.repro_windows += 1
+                s.repro_low_windows += rate < REPRO_ALERT
+                s.min_repro = _worst(s.min_repro, rate, higher_is_worse=False)
+    return out
+
+
+def format_online(summary: dict[str, OnlineSummary]) -> str:
+    """Online quality (latest matured window) and reproducibility, per model."""
+
+    def num(values: dict[str, float] | None, key: str, fmt: str) -> str:
+        return "-" if not values or key not in values else format(values[key], fmt)
+
+    header = (f"{'model':<12} {'windows':>7} {'labeled':>8} {'logloss':>8} {'AUC':>6} {'calib.':>6} "
+              f"{'vs offline':>10} {'min repro':>9}  health")
+    lines = [header, "-" * len(header)]
+    for model, s in sorted(summary.items()):
+        flags = []
+        if s.worse_windows:
+            flags.append(f"ONLINE WORSE (logloss > {LOGLOSS_VS_OFFLINE_ALERT}x offline for {PSI_SUSTAINED}+ hours) "
+                         f"in {s.worse_windows} window(s)")
+        if s.repro_low_windows:
+            flags.append(f"NOT REPRODUCIBLE (rate < {REPRO_ALERT}) in {s.repro_low_windows} window(s)")
+        ratio = num(s.last, "logloss_vs_offline", ".3f")
+        lines.append(
+            f"{model:<12} {s.windows:>7} {s.labeled:>8} {num(s.last, 'logloss', '.4f'):>8} "
+            f"{num(s.last, 'auc', '.3f'):>6} {num(s.last, 'calibration', '.3f'):>6} {ratio + 'x':>10} "
+            f"{'-' if s.min_repro is None else format(s.min_repro, '.3f'):>9}  {'; '.join(flags) or 'ok'}"
+        )
+    return "\n".join(lines)
+
+
+@dataclass
+class TrainingSummary:
+    """The latest training run of one model and its feature breakdown."""
+
+    version: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+    stuck_features: list[str] = field(default_factory=list)
+
+
+def summarise_training(samples: list) -> dict[str, TrainingSummary]:  # type: ignore[type-arg]
+    """Fold a training snapshot into per-model figures."""
+    out: dict[str, TrainingSummary] = {}
+    for sample in samples:
+        model = _model_of(sample.tags)
+        if model is None:
+            continue
+        s = out.setdefault(model, TrainingSummary())
+        tags = dict(t.split(":", 1) for t in sample.tags if ":" in t)
+        s.version = tags.get("model_version", s.version)
+        if sample.name == "mlmon.training.feature.same_value_ratio" and sample.value >= FEATURE_STUCK_ALERT:
+            s.stuck_features.append(tags.get("feature", "?"))
+        elif not sample.name.startswith("mlmon.training.feature."):
+            s.values[sample.name.removeprefix("mlmon.training.")] = sample.value
+    return out
+
+
+def format_training(summary: dict[str, TrainingSummary]) -> str:
+    """Training lineage of each model's latest version."""
+
+    def pct(values: dict[str, float], key: str) -> str:
+        return "-" if key not in values else f"{values[key]:+.1%}"
+
+    header = (f"{'model':<12} {'version':<10} {'rows':>10} {'vs prev':>8} {'vs 30d':>8} {'logloss':>8} "
+              f"{'vs prev':>8} {'AUC':>6} {'age h':>6}  health")
+    lines = [header, "-" * len(header)]
+    for model, s in sorted(summary.items()):
+        v = s.values
+        flags = []
+        if v.get("rows_change_prev", 0.0) < ROWS_DROP_ALERT:
+            flags.append(f"TRAINING ROWS DROPPED {v['rows_change_prev']:+.0%} vs previous version")
+        if v.get("rows_change_30d", 0.0) < ROWS_DROP_ALERT:
+            flags.append(f"TRAINING ROWS DROPPED {v['rows_change_30d']:+.0%} vs 30 days ago")
+        if v.get("valid_logloss_change_prev", 0.0) > OFFLINE_REGRESSION_ALERT:
+            flags.append(f"OFFLINE REGRESSION (valid logloss {v['valid_logloss_change_prev']:+.1%})")
+        for feature in sorted(s.stuck_features):
+            flags.append(f"FEATURE {feature} STUCK at one value")
+        rows = "-" if "rows" not in v else f"{v['rows']:,.0f}"
+        logloss = "-" if "valid_logloss" not in v else f"{v['valid_logloss']:.4f}"
+        auc = "-" if "valid_auc" not in v else f"{v['valid_auc']:.3f}"
+        age = "-" if "model_age_hours" not in v else f"{v['model_age_hours']:.1f}"
+        lines.append(
+            f"{model:<12} {s.version:<10} {rows:>10} {pct(v, 'rows_change_prev'):>8} {pct(v, 'rows_change_30d'):>8} "
+            f"{logloss:>8} {pct(v, 'valid_logloss_change_prev'):>8} {auc:>6} {age:>6}  {'; '.join(flags) or 'ok'}"
         )
     return "\n".join(lines)

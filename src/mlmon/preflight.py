@@ -7,17 +7,31 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from mlmon.config import TABLE_COLUMNS, Config, Instance
-from mlmon.runner import IMPLEMENTED_JOBS
+from mlmon.runner import JOB_TABLES, JOBS
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
-from mlmon.warehouse.sql import bind_source, parse_template
+from mlmon.warehouse.sql import bind_source, exists_query, parse_template
 
-#: tables each job reads
-JOB_TABLES = {"predictions": ("predictions",)}
+
+def _probe_columns(instance: Instance, table: str) -> tuple[str, ...]:
+    extra = instance.jobs.training.features if table == "training_features" else ()
+    return (*TABLE_COLUMNS[table], *extra)
+
+
+def _tables_to_check(instance: Instance) -> dict[str, list[str]]:
+    """Table -> the enabled jobs that read it (training_features when features are configured)."""
+    tables: dict[str, list[str]] = {}
+    for job in JOBS:
+        if getattr(instance.jobs, job).enabled:
+            for table in JOB_TABLES[job]:
+                tables.setdefault(table, []).append(job)
+    if instance.jobs.training.enabled and instance.jobs.training.features:
+        tables.setdefault("training_features", []).append("training")
+    return tables
 
 
 def probe_query(instance: Instance, table: str) -> exp.Expression:
     """``SELECT <contract columns> FROM <table> WHERE 1 = 0``: checks names without reading rows."""
-    columns = ", ".join(f"src.{c}" for c in TABLE_COLUMNS[table])
+    columns = ", ".join(f"src.{c}" for c in _probe_columns(instance, table))
     template = parse_template(f"SELECT {columns} FROM __source__ AS src WHERE 1 = 0")
     physical = getattr(instance.tables, table)
     return bind_source(template, physical, instance.columns.get(table, {}))
@@ -34,17 +48,25 @@ def check_instance(
         return [f"instance {instance.name}: {exc}"]
     say(f"instance {instance.name}: connected ({engine.dialect})")
     try:
-        for job in IMPLEMENTED_JOBS:
-            for table in JOB_TABLES[job]:
-                physical = getattr(instance.tables, table)
-                if physical is None:
-                    say(f"instance {instance.name}: table {table} not configured; job {job} skipped")
-                    continue
+        for table, jobs in _tables_to_check(instance).items():
+            names = ", ".join(jobs)
+            physical = getattr(instance.tables, table)
+            if physical is None:
+                say(f"instance {instance.name}: table {table} not configured; job(s) {names} skipped")
+                continue
+            # features configured means the table is wanted, whatever its name
+            if not instance.tables.explicit(table) and table != "training_features":
                 try:
-                    engine.fetch(probe_query(instance, table), {})
-                    say(f"instance {instance.name}: table {physical} has the columns job {job} needs")
-                except (QueryError, WarehouseError) as exc:
-                    problems.append(f"instance {instance.name}, table {physical} (job {job}): {exc}")
+                    engine.fetch(exists_query(physical), {})
+                except QueryError:
+                    say(f"instance {instance.name}: table {physical} (default name) not found; job(s) {names} "
+                        "will be skipped")
+                    continue
+            try:
+                engine.fetch(probe_query(instance, table), {})
+                say(f"instance {instance.name}: table {physical} has the columns job(s) {names} need")
+            except (QueryError, WarehouseError) as exc:
+                problems.append(f"instance {instance.name}, table {physical} (job(s) {names}): {exc}")
     finally:
         engine.close()
     return problems

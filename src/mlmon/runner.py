@@ -15,18 +15,29 @@ from dataclasses import dataclass, field
 
 from mlmon.config import Config, Instance
 from mlmon.jobs import predictions as predictions_job
-from mlmon.jobs.predictions import WindowOutput
-from mlmon.jobs.windows import due_windows
+from mlmon.jobs import quality as quality_job
+from mlmon.jobs import reproducibility as reproducibility_job
+from mlmon.jobs import training as training_job
+from mlmon.jobs.windows import Lane, WindowOutput, due_windows
 from mlmon.samples import CheckStatus, MetricType, Point, Sample, ServiceCheck, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState, StateStore
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
+from mlmon.warehouse.sql import exists_query
 
 log = logging.getLogger("mlmon.runner")
 
 CAN_CONNECT_CHECK = "mlmon.warehouse.can_connect"
-#: jobs this release computes; the others' settings are accepted and documented as upcoming
-IMPLEMENTED_JOBS = ("predictions",)
+#: every job, in the order a run goes through them
+JOBS = ("predictions", "quality", "reproducibility", "training")
+#: tables each job reads (all must be configured for the job to run)
+JOB_TABLES: dict[str, tuple[str, ...]] = {
+    "predictions": ("predictions",),
+    "quality": ("predictions", "labels"),
+    "reproducibility": ("predictions", "replays"),
+    "training": ("training_runs",),
+}
+WINDOW_JOBS = {"predictions": predictions_job, "quality": quality_job, "reproducibility": reproducibility_job}
 #: samples per sink submission during catch-up (whole windows only)
 MAX_POINTS_PER_SUBMIT = 5000
 
@@ -44,6 +55,7 @@ class JobReport:
     errors: int = 0
     watermark: float | None = None
     outputs: list[WindowOutput] = field(default_factory=list)
+    snapshot: list[Sample] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
 
@@ -116,12 +128,20 @@ class Agent:
         self.store = store or StateStore(config.init_config.state_dir)
         self.stop = threading.Event()
         self._warned_skips: set[tuple[str, str]] = set()
+        self._skipped_logged: set[tuple[str, str]] = set()
+        self._tables_seen: set[tuple[str, str]] = set()
 
     def enabled_jobs(self, instance: Instance) -> list[str]:
-        """Jobs this release runs for ``instance`` (enabled and with a configured table)."""
+        """Jobs to run for ``instance``: enabled, with every table they read configured."""
         jobs = []
-        if instance.jobs.predictions.enabled and instance.tables.predictions:
-            jobs.append("predictions")
+        for job in JOBS:
+            settings = getattr(instance.jobs, job)
+            missing = [t for t in JOB_TABLES[job] if getattr(instance.tables, t) is None]
+            if settings.enabled and not missing:
+                jobs.append(job)
+            elif settings.enabled and (instance.name, job) not in self._skipped_logged:
+                self._skipped_logged.add((instance.name, job))
+                log.info("instance %s: job %s skipped, table %s not configured", instance.name, job, missing[0])
         return jobs
 
     def run_once(self) -> list[JobReport]:
@@ -141,7 +161,10 @@ class Agent:
         base_tags = self.config.base_tags(instance)
         checks: list[ServiceCheck] = []
         try:
-            self._run_predictions(instance, report, checks, base_tags)
+            if job == "training":
+                self._run_training(instance, report, checks, base_tags)
+            else:
+                self._run_windowed(instance, job, report, checks, base_tags)
         except Exception as exc:  # a bug must not stop the other jobs or the scheduler
             report.errors += 1
             report.messages.append(f"{type(exc).__name__}: {exc}")
@@ -149,57 +172,132 @@ class Agent:
         self._send_self_metrics(instance, report, checks, base_tags, started)
         return report
 
-    def _run_predictions(
+    def _default_tables_exist(self, engine: Engine, instance: Instance, job: str) -> bool:
+        """False (and one log line) when a table the config left at its default name does not exist."""
+        for table in JOB_TABLES[job]:
+            name = getattr(instance.tables, table)
+            if instance.tables.explicit(table) or (instance.name, name) in self._tables_seen:
+                continue
+            try:
+                engine.fetch(exists_query(name), {})
+            except QueryError:
+                if (instance.name, job) not in self._skipped_logged:
+                    self._skipped_logged.add((instance.name, job))
+                    log.info("instance %s: job %s skipped, table %s (default name) does not exist; "
+                             "set tables.%s to its name, or to null to silence this", instance.name, job, name, table)
+                return False
+            self._tables_seen.add((instance.name, name))
+        return True
+
+    def _open(
         self, instance: Instance, report: JobReport, checks: list[ServiceCheck], base_tags: Sequence[str]
-    ) -> None:
-        cfg = instance.jobs.predictions
-        state = self.store.load(instance.name, "predictions")
-        report.watermark = state.watermark
-        now = self.clock()
-        windows = due_windows(now, state.watermark, cfg.window, cfg.lateness, cfg.initial_lookback)
-        if not windows:
-            return
-        connect_tags = make_tags(base_tags, f"instance:{instance.name}")
-
-        def unreachable(exc: WarehouseError) -> None:
-            message = f"instance {instance.name}: {exc}"
-            _record_error(report, message)
-            checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.CRITICAL, connect_tags, self.clock(), message))
-
+    ) -> Engine | None:
         try:
-            engine = self.engine_factory(instance.warehouse)
+            return self.engine_factory(instance.warehouse)
         except WarehouseError as exc:
-            unreachable(exc)
+            self._unreachable(instance, exc, report, checks, base_tags)
+            return None
+
+    def _unreachable(
+        self, instance: Instance, exc: WarehouseError, report: JobReport, checks: list[ServiceCheck],
+        base_tags: Sequence[str],
+    ) -> None:
+        message = f"instance {instance.name}: {exc}"
+        _record_error(report, message)
+        tags = make_tags(base_tags, f"instance:{instance.name}")
+        checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.CRITICAL, tags, self.clock(), message))
+
+    def _connected(self, instance: Instance, checks: list[ServiceCheck], base_tags: Sequence[str]) -> None:
+        tags = make_tags(base_tags, f"instance:{instance.name}")
+        checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, tags, self.clock()))
+
+    def _run_windowed(
+        self, instance: Instance, job: str, report: JobReport, checks: list[ServiceCheck], base_tags: Sequence[str]
+    ) -> None:
+        module = WINDOW_JOBS[job]
+        cfg = getattr(instance.jobs, job)
+        state = self.store.load(instance.name, job)
+        report.watermark = state.oldest_watermark()
+        now = self.clock()
+        plan = [
+            (lane, due_windows(now, state.lane_watermark(lane.key), cfg.window, lane.delay, cfg.initial_lookback))
+            for lane in module.lanes(instance)
+        ]
+        if not any(windows for _, windows in plan):
             return
+        engine = self._open(instance, report, checks, base_tags)
+        if engine is None:
+            return
+        if not self._default_tables_exist(engine, instance, job):
+            engine.close()
+            return
+        names = [str(getattr(instance.tables, t)) for t in JOB_TABLES[job]]
+        tables = f"table {names[0]}" if len(names) == 1 else f"tables {', '.join(names)}"
         try:
-            for i in range(0, len(windows), cfg.max_windows_per_query):
-                if self.stop.is_set():
-                    break
-                batch = windows[i : i + cfg.max_windows_per_query]
-                try:
-                    outputs, fetched = predictions_job.compute(
-                        engine, instance, cfg, batch, state, base_tags, self.clock()
-                    )
-                except WarehouseError as exc:
-                    unreachable(exc)
-                    return
-                except QueryError as exc:
-                    message = f"instance {instance.name}, table {instance.tables.predictions}: {exc}"
-                    _record_error(report, message)
-                    checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, connect_tags, self.clock()))
-                    for model in sorted(set(instance.models) | set(state.models)):
-                        checks.append(ServiceCheck(predictions_job.AVAILABLE_CHECK, CheckStatus.CRITICAL,
-                                                   make_tags(base_tags, f"model:{model}"), self.clock(), message))
-                    return
-                report.rows_fetched += fetched
-                checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, connect_tags, self.clock()))
-                if not self._deliver(instance, "predictions", cfg.timestamp_policy, outputs, state, report):
-                    return
+            for lane, windows in plan:
+                for i in range(0, len(windows), cfg.max_windows_per_query):
+                    if self.stop.is_set():
+                        return
+                    try:
+                        batch = module.compute(engine, instance, windows[i : i + cfg.max_windows_per_query], lane,
+                                               state, base_tags, self.clock())
+                    except WarehouseError as exc:
+                        self._unreachable(instance, exc, report, checks, base_tags)
+                        return
+                    except QueryError as exc:
+                        message = f"instance {instance.name}, job {job}, {tables}: {exc}"
+                        _record_error(report, message)
+                        self._connected(instance, checks, base_tags)
+                        checks.extend(module.failure_checks(instance, state, base_tags, message, self.clock()))
+                        break  # this lane stays pending; the next lane may read other models
+                    report.rows_fetched += batch.rows_fetched
+                    for problem in batch.problems:
+                        _record_error(report, problem)
+                    self._connected(instance, checks, base_tags)
+                    if not self._deliver(instance, job, cfg.timestamp_policy, batch.outputs, lane, state, report):
+                        break
         finally:
+            report.watermark = state.oldest_watermark()
             engine.close()
 
+    def _run_training(
+        self, instance: Instance, report: JobReport, checks: list[ServiceCheck], base_tags: Sequence[str]
+    ) -> None:
+        engine = self._open(instance, report, checks, base_tags)
+        if engine is None:
+            return
+        if not self._default_tables_exist(engine, instance, "training"):
+            engine.close()
+            return
+        try:
+            snapshot = training_job.compute(engine, instance, instance.jobs.training, base_tags, self.clock())
+        except WarehouseError as exc:
+            self._unreachable(instance, exc, report, checks, base_tags)
+            return
+        except QueryError as exc:
+            table = instance.tables.training_runs
+            _record_error(report, f"instance {instance.name}, job training, table {table}: {exc}")
+            self._connected(instance, checks, base_tags)
+            return
+        finally:
+            engine.close()
+        self._connected(instance, checks, base_tags)
+        report.rows_fetched += snapshot.rows_fetched
+        for problem in snapshot.problems:
+            _record_error(report, problem)
+        # snapshots are stamped at send time: nothing to skip, nothing pending if refused
+        samples = list(snapshot.samples)
+        try:
+            for i in range(0, max(len(samples), 1), MAX_POINTS_PER_SUBMIT):
+                self.sink.submit(samples[i : i + MAX_POINTS_PER_SUBMIT])
+        except SinkError as exc:
+            _record_error(report, f"instance {instance.name} job training: {exc}; the next run sends a new snapshot")
+            return
+        report.points_sent += len(samples)
+        report.snapshot = samples
+
     def _deliver(
-        self, instance: Instance, job: str, policy: str, outputs: Sequence[WindowOutput],
+        self, instance: Instance, job: str, policy: str, outputs: Sequence[WindowOutput], lane: Lane,
         state: JobState, report: JobReport,
     ) -> bool:
         for group in _groups(outputs, MAX_POINTS_PER_SUBMIT):
@@ -227,7 +325,7 @@ class Agent:
             for out in group:
                 for model, version in out.models.items():
                     state.models[model] = {"last_seen": out.window.end, "version": version}
-            state.watermark = report.watermark = group[-1].window.end
+            state.advance(lane.key, group[-1].window.end)
             self.store.save(instance.name, job, state)
             report.windows_processed += len(group)
             report.points_sent += len(kept)

@@ -22,11 +22,29 @@ class JobState:
 
     ``watermark`` is the end (Unix seconds) of the last window the sink accepted. ``models`` maps a
     model name to ``{"last_seen": <window end>, "version": <last version>}`` so that a model that
-    stops serving is still expected (and reported with ``count`` 0) for a day.
+    stops serving is still expected (and reported with ``count`` 0) for a day. ``lanes`` holds the
+    watermarks of models with a delay of their own (``quality``'s ``label_delay_by_model``).
     """
 
     watermark: float | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lanes: dict[str, float] = field(default_factory=dict)
+
+    def lane_watermark(self, key: str) -> float | None:
+        """The watermark of lane ``key`` (``""``: the job's own)."""
+        return self.watermark if key == "" else self.lanes.get(key)
+
+    def advance(self, key: str, end: float) -> None:
+        """Record that every window of lane ``key`` up to ``end`` was delivered."""
+        if key == "":
+            self.watermark = end
+        else:
+            self.lanes[key] = end
+
+    def oldest_watermark(self) -> float | None:
+        """The lowest watermark over all lanes (what ``lag_seconds`` reports)."""
+        marks = [m for m in (self.watermark, *self.lanes.values()) if m is not None]
+        return min(marks) if marks else None
 
 
 class StateStore:
@@ -47,13 +65,17 @@ class StateStore:
             return JobState()
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: unreadable state file ({exc}); move it away to start over") from None
-        return JobState(watermark=data.get("watermark"), models=dict(data.get("models", {})))
+        return JobState(
+            watermark=data.get("watermark"), models=dict(data.get("models", {})), lanes=dict(data.get("lanes", {}))
+        )
 
     def save(self, instance: str, job: str, state: JobState) -> None:
         """Write atomically: a crash leaves either the old or the new file, never half of one."""
         path = self._path(instance, job)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"watermark": state.watermark, "models": state.models}, sort_keys=True, indent=1)
+        payload = json.dumps(
+            {"watermark": state.watermark, "models": state.models, "lanes": state.lanes}, sort_keys=True, indent=1
+        )
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{job}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
-from mlmon.config import Instance, PredictionsJob
-from mlmon.jobs.windows import Window
+from mlmon.config import Instance
+from mlmon.jobs.windows import Batch, Lane, Window, WindowOutput, iso, model_tags
 from mlmon.metrics.descriptive import PredictionAggregate, describe
 from mlmon.metrics.drift import ks_statistic, psi
 from mlmon.metrics.histogram import ScoreHistogram
@@ -20,16 +19,6 @@ from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
 log = logging.getLogger("mlmon.jobs.predictions")
 
 AVAILABLE_CHECK = "mlmon.predictions.available"
-
-
-@dataclass
-class WindowOutput:
-    """What one window produced."""
-
-    window: Window
-    samples: list[Sample] = field(default_factory=list)
-    checks: list[ServiceCheck] = field(default_factory=list)
-    models: dict[str, str] = field(default_factory=dict)  # model -> version seen in this window
 
 
 def _expected_models(
@@ -48,21 +37,36 @@ def _expected_models(
     return expected
 
 
+def lanes(instance: Instance) -> list[Lane]:
+    """One lane: every (configured) model, due ``lateness`` after the window end."""
+    return [Lane("", instance.jobs.predictions.lateness, instance.models)]
+
+
+def failure_checks(
+    instance: Instance, state: JobState, base_tags: Iterable[str], message: str, now: float
+) -> list[ServiceCheck]:
+    """A failed query makes every known model's availability CRITICAL, with the reason."""
+    models = sorted(set(instance.models) | set(state.models))
+    return [ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, make_tags(base_tags, f"model:{m}"), now, message)
+            for m in models]
+
+
 def compute(
     engine: Engine,
     instance: Instance,
-    job: PredictionsJob,
     windows: Sequence[Window],
+    lane: Lane,
     state: JobState,
     base_tags: Iterable[str],
     now: float,
-) -> tuple[list[WindowOutput], int]:
+) -> Batch:
     """Query one contiguous range of windows and return per-window outputs and rows fetched."""
+    job = instance.jobs.predictions
     width = job.window
     ref_offset = job.drift_reference
     start, end = windows[0].start, windows[-1].end
     result = fetch_prediction_aggregates(
-        engine, instance, start, end, start - ref_offset, end - ref_offset, width, instance.models
+        engine, instance, start, end, start - ref_offset, end - ref_offset, width, lane.include
     )
     base = make_tags(base_tags)
     day_windows = round(86400 / width)
@@ -89,8 +93,7 @@ def compute(
         groups = by_window.get(window.index, {})
         present = {key.model for key in groups}
         for key, agg in sorted(groups.items(), key=lambda kv: (kv[0].model, kv[0].model_version)):
-            version_tag = f"model_version:{key.model_version}" if key.model_version else ()
-            tags = make_tags(base, f"model:{key.model}", version_tag)
+            tags = model_tags(base, key.model, key.model_version)
             stats = describe(agg)
             values: dict[str, float | None] = {
                 "count": stats.count,
@@ -121,19 +124,13 @@ def compute(
             out.samples.append(Sample("mlmon.prediction.count", 0.0, tags, window.end))
             message = (
                 f"instance {instance.name}: no rows in table {table} for model {model} "
-                f"in window ending {_iso(window.end)}"
+                f"in window ending {iso(window.end)}"
             )
             out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, now, message))
         outputs.append(out)
-    return outputs, result.rows_fetched
+    return Batch(outputs, result.rows_fetched)
 
 
 def _last_version(groups: dict[GroupKey, PredictionAggregate], model: str) -> str:
     keys = [k for k in groups if k.model == model]
     return max(keys, key=lambda k: k.window_index).model_version if keys else ""
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

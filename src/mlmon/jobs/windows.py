@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mlmon.samples import Sample, ServiceCheck, make_tags
+from mlmon.warehouse.predictions import GroupKey
 
 
 @dataclass(frozen=True)
@@ -34,3 +40,75 @@ def due_windows(
         first = math.floor(watermark / width) * width
     count = round((last_end - first) / width)
     return [Window(first + i * width, first + (i + 1) * width) for i in range(max(count, 0))]
+
+
+@dataclass
+class WindowOutput:
+    """What one window produced: samples stamped at its end, service checks, models seen."""
+
+    window: Window
+    samples: list[Sample] = field(default_factory=list)
+    checks: list[ServiceCheck] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)  # model -> version seen in this window
+
+
+def iso(ts: float) -> str:
+    """A Unix time as ``2026-11-22T10:00:00Z`` for messages."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Lane:
+    """Models of a job that share a delay, and so a watermark.
+
+    ``key`` is ``""`` for a job's main lane (its watermark is the job's); ``include`` restricts the
+    lane to those models (empty: every model), ``exclude`` removes models that have a lane of their own.
+    """
+
+    key: str
+    delay: float
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass
+class Batch:
+    """What one statement over a range of windows produced."""
+
+    outputs: list[WindowOutput]
+    rows_fetched: int
+    problems: list[str] = field(default_factory=list)
+
+
+def model_tags(base: tuple[str, ...], model: str, version: str = "") -> tuple[str, ...]:
+    """``base`` plus ``model:<model>`` and, when known, ``model_version:<version>``."""
+    return make_tags(base, f"model:{model}", f"model_version:{version}" if version else ())
+
+
+A = TypeVar("A")
+
+
+def group_outputs(
+    windows: Sequence[Window],
+    groups: Mapping[GroupKey, A],
+    base: tuple[str, ...],
+    prefix: str,
+    values: Callable[[GroupKey, A, Window], Mapping[str, float]],
+) -> list[WindowOutput]:
+    """One output per window: ``prefix + name`` samples per (model, version) group, at the window end."""
+    outputs = []
+    for window in windows:
+        out = WindowOutput(window)
+        here = sorted((k for k in groups if k.window_index == window.index), key=lambda k: (k.model, k.model_version))
+        for key in here:
+            tags = model_tags(base, key.model, key.model_version)
+            for name, value in values(key, groups[key], window).items():
+                out.samples.append(Sample(prefix + name, value, tags, window.end))
+            out.models[key.model] = key.model_version
+        outputs.append(out)
+    return outputs
+
+
+def no_failure_checks(*args: Any) -> list[ServiceCheck]:
+    """For jobs without a per-model check: the error count and message say what failed."""
+    return []

@@ -12,6 +12,7 @@ Both return ``None`` when either side has no valid rows: no reference means no d
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from mlmon.metrics.histogram import ScoreHistogram
 
@@ -44,8 +45,17 @@ def psi(reference: ScoreHistogram, current: ScoreHistogram, bins: int = PSI_BINS
     edges = psi_edges(reference, bins)
     ref_bins = np.bincount(np.searchsorted(edges, reference.bucket, side="left"), reference.count, edges.size + 1)
     cur_bins = np.bincount(np.searchsorted(edges, current.bucket, side="left"), current.count, edges.size + 1)
-    ref_share = ref_bins / reference.total
-    cur_share = cur_bins / current.total
+    return psi_from_counts(ref_bins, cur_bins, eps)
+
+
+def psi_from_counts(reference: npt.ArrayLike, current: npt.ArrayLike, eps: float = PSI_EPS) -> float | None:
+    """PSI of two count vectors over the same bins (empty shares -> ``eps``); ``None`` if a side is empty."""
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        return None
+    ref_share = ref / ref.sum()
+    cur_share = cur / cur.sum()
     ref_share = np.where(ref_share == 0, eps, ref_share)
     cur_share = np.where(cur_share == 0, eps, cur_share)
     return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))

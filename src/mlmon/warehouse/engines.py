@@ -38,9 +38,26 @@ class Engine(Protocol):
         """Run ``query`` with bound ``params`` and return every result row."""
         ...
 
+    def column_types(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Run ``query`` (a ``WHERE 1 = 0`` probe) and return its result columns' (name, type name)."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+#: numeric type names as engines report them (DuckDB: upper-case names; PostgreSQL: ``pg_type`` names)
+_NUMERIC_TYPES = frozenset({
+    "tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger", "ubigint",
+    "uhugeint", "float", "double", "real", "decimal", "numeric",
+    "int2", "int4", "int8", "float4", "float8",
+})
+
+
+def is_numeric_type(name: str) -> bool:
+    """Whether a type name from :meth:`Engine.column_types` is a number type (bool is not)."""
+    return name.lower().split("(", 1)[0].strip() in _NUMERIC_TYPES
 
 
 def _naive_utc(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,6 +92,16 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             raise QueryError(f"{self._label}: {exc}") from None
 
+    def column_types(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        import duckdb
+
+        try:
+            cursor = self._con.execute(render(query, self.dialect), _naive_utc(params))
+            cursor.fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(f"{self._label}: {exc}") from None
+        return [(str(d[0]), str(d[1])) for d in cursor.description or ()]
+
     def close(self) -> None:
         self._con.close()
 
@@ -105,6 +132,25 @@ class PostgresEngine:
             raise WarehouseError(f"postgres connection lost: {scrub_url(str(exc)).strip()}") from None
         except psycopg.Error as exc:
             raise QueryError(f"postgres: {scrub_url(str(exc)).strip()}") from None
+
+    def column_types(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        import psycopg
+
+        try:
+            with self._con.cursor() as cur:
+                cur.execute(render(query, self.dialect), _naive_utc(params))
+                cur.fetchall()
+                description = list(cur.description or ())
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(f"postgres connection lost: {scrub_url(str(exc)).strip()}") from None
+        except psycopg.Error as exc:
+            raise QueryError(f"postgres: {scrub_url(str(exc)).strip()}") from None
+        types = self._con.adapters.types
+        out = []
+        for column in description:
+            info = types.get(column.type_code)
+            out.append((column.name, info.name if info is not None else str(column.type_code)))
+        return out
 
     def close(self) -> None:
         self._con.close()

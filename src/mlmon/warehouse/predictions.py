@@ -95,7 +95,7 @@ ORDER BY s.model, s.model_version, s.w, d.kind, d.i
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class GroupKey:
     """One (model, model_version, window index) group."""
 

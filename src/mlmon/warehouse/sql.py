@@ -8,7 +8,8 @@ stay bound placeholders (``$start``). No configured string is ever spliced into 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -36,29 +37,58 @@ def _table_node(name: str) -> exp.Table:
     return exp.Table(this=ident[-1], db=db, catalog=catalog)
 
 
-def bind_source(template: exp.Expression, table: str, columns: Mapping[str, str]) -> exp.Expression:
-    """Return a copy of ``template`` reading ``table`` with logical columns renamed per ``columns``."""
+def bind_tables(template: exp.Expression, sources: Mapping[str, tuple[str, Mapping[str, str]]]) -> exp.Expression:
+    """Bind several stand-in tables at once.
+
+    ``sources`` maps a template alias (``src``, ``lab``, ``rep``) to ``(physical table, column
+    renames)``: the table ``__<alias>__`` (``__source__`` for ``src``) becomes the quoted physical
+    table and every column qualified by the alias becomes its quoted physical column.
+    """
+    tables = {("__source__" if alias == SOURCE_ALIAS else f"__{alias}__"): alias for alias in sources}
 
     def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and node.name == SOURCE_TABLE:
-            new = _table_node(table)
+        if isinstance(node, exp.Table) and node.name in tables:
+            new = _table_node(sources[tables[node.name]][0])
             if node.args.get("alias"):
                 new.set("alias", node.args["alias"].copy())
             return new
-        if isinstance(node, exp.Column) and node.table == SOURCE_ALIAS:
-            physical = columns.get(node.name, node.name)
-            return exp.Column(
-                this=exp.to_identifier(physical, quoted=True),
-                table=exp.to_identifier(SOURCE_ALIAS),
-            )
+        if isinstance(node, exp.Column) and node.table in sources:
+            physical = sources[node.table][1].get(node.name, node.name)
+            return exp.Column(this=exp.to_identifier(physical, quoted=True), table=exp.to_identifier(node.table))
         return node
 
     return template.transform(swap, copy=True)
 
 
-def in_list(column: exp.Expression, names: list[str], prefix: str) -> exp.Expression:
+def bind_source(template: exp.Expression, table: str, columns: Mapping[str, str]) -> exp.Expression:
+    """Return a copy of ``template`` reading ``table`` with logical columns renamed per ``columns``."""
+    return bind_tables(template, {SOURCE_ALIAS: (table, columns)})
+
+
+def in_list(column: exp.Expression, names: Sequence[str], prefix: str) -> exp.Expression:
     """``column IN ($prefix_0, $prefix_1, ...)`` with one bound placeholder per value."""
     return exp.In(this=column, expressions=[exp.Placeholder(this=f"{prefix}_{i}") for i in range(len(names))])
+
+
+def model_filter(
+    query: exp.Expression, cte: str, include: Sequence[str], exclude: Sequence[str], column: str = "model"
+) -> exp.Expression:
+    """Add ``src.model IN (...)`` / ``NOT src.model IN (...)`` (bound placeholders) to the CTE ``cte``.
+
+    Placeholders are ``$model_<i>`` and ``$exclude_<i>``; see :func:`model_params`.
+    """
+    select = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == cte)
+    col = exp.column(column, table=SOURCE_ALIAS)
+    if include:
+        select.where(in_list(col, include, "model"), copy=False)
+    if exclude:
+        select.where(exp.Not(this=in_list(col.copy(), exclude, "exclude")), copy=False)
+    return query
+
+
+def model_params(include: Sequence[str], exclude: Sequence[str]) -> dict[str, str]:
+    """The bound values of :func:`model_filter`."""
+    return {**{f"model_{i}": m for i, m in enumerate(include)}, **{f"exclude_{i}": m for i, m in enumerate(exclude)}}
 
 
 def _portable(node: exp.Expression, dialect: str) -> exp.Expression:
@@ -73,3 +103,16 @@ def render(query: exp.Expression, dialect: str) -> str:
     """SQL text for ``dialect``; raises ``sqlglot.errors.UnsupportedError`` if it cannot be expressed."""
     tree = query.transform(_portable, dialect, copy=True)
     return tree.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+def ts_param(seconds: float) -> dt.datetime:
+    """A bound timestamp value: Unix seconds as a naive UTC datetime (engines run in UTC)."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(tzinfo=None)
+
+
+_EXISTS = parse_template("SELECT 1 AS one FROM __source__ AS src WHERE 1 = 0")
+
+
+def exists_query(table: str) -> exp.Expression:
+    """A query that fails only if ``table`` does not exist (it reads no rows and names no column)."""
+    return bind_source(_EXISTS, table, {})

@@ -1,0 +1,256 @@
+"""Statements that join served predictions with what arrives later: labels and offline replays.
+
+Each returns one row per (model, model_version, window): the join, the per-request rules and the
+sums all run in the engine. The ROC AUC needs no raw rows either: the engine groups the labeled
+rows by score, counts positives and negatives per score, and sums over scores
+``pos * (2 * negatives_below + neg)`` (a running sum over a window ordered by score), which is twice
+the Mann-Whitney U statistic with ties counted half.
+
+(``p`` is never NULL there; ``NULLS FIRST`` is spelled out because BigQuery cannot express DuckDB's
+default ``NULLS LAST`` in a window frame.)
+
+Per-request rules, chosen so that numbers do not depend on when the agent ran:
+
+* labels: only rows with ``label_ts`` before ``window end + label_delay`` (or NULL ``label_ts``)
+  count; a request with several such rows is positive if any valid (0/1) row is 1; a request whose
+  rows are all other values has an invalid label.
+* replays: rows of the same ``request_id`` and ``model_version``; NULL replay values are ignored;
+  see :mod:`mlmon.metrics.reproducibility` for the tolerance rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from mlmon.config import Instance
+from mlmon.metrics.quality import LOGLOSS_EPS, OfflineMetrics, QualityAggregate
+from mlmon.metrics.reproducibility import ReproducibilityAggregate
+from mlmon.warehouse.engines import Engine
+from mlmon.warehouse.predictions import GroupKey
+from mlmon.warehouse.sql import bind_tables, in_list, model_filter, model_params, parse_template, ts_param
+
+_PREDICTIONS_CTE = """
+preds AS (
+  SELECT
+    src.request_id AS request_id,
+    src.model AS model,
+    COALESCE(CAST(src.model_version AS VARCHAR), '') AS model_version,
+    CAST(FLOOR(EPOCH(src.ts) / $window_seconds) AS BIGINT) AS w,
+    src.prediction AS p,
+    CASE WHEN src.prediction >= 0 AND src.prediction <= 1 THEN 1 ELSE 0 END AS ok
+  FROM __source__ AS src
+  WHERE src.model IS NOT NULL AND src.ts >= $start AND src.ts < $end
+)"""
+
+_QUALITY = parse_template(
+    f"""
+WITH {_PREDICTIONS_CTE},
+matched AS (
+  SELECT pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok,
+    MAX(CASE WHEN lab.label = 0 OR lab.label = 1 THEN lab.label END) AS y,
+    COUNT(lab.request_id) AS label_rows
+  FROM preds AS pr
+  LEFT JOIN __lab__ AS lab
+    ON lab.request_id = pr.request_id
+    AND (lab.label_ts IS NULL OR EPOCH(lab.label_ts) < (pr.w + 1) * $window_seconds + $label_delay)
+  GROUP BY pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok
+),
+stats AS (
+  SELECT model, model_version, w,
+    COUNT(*) AS n,
+    SUM(ok) AS n_valid,
+    SUM(CASE WHEN ok = 1 AND y IS NOT NULL THEN 1 ELSE 0 END) AS n_labeled,
+    SUM(CASE WHEN ok = 1 AND y IS NULL AND label_rows > 0 THEN 1 ELSE 0 END) AS n_bad_label,
+    SUM(CASE WHEN ok = 1 AND y = 1 THEN 1 ELSE 0 END) AS n_pos,
+    SUM(CASE WHEN ok = 1 AND y IS NOT NULL THEN p END) AS sum_p,
+    SUM(CASE WHEN ok = 1 AND y = 1 THEN -LN(LEAST(GREATEST(p, $eps), $one_minus_eps))
+             WHEN ok = 1 AND y = 0 THEN -LN(LEAST(GREATEST(1 - p, $eps), $one_minus_eps)) END) AS sum_logloss,
+    SUM(CASE WHEN ok = 1 AND y IS NOT NULL THEN (p - y) * (p - y) END) AS sum_sq
+  FROM matched
+  GROUP BY model, model_version, w
+),
+ties AS (
+  SELECT model, model_version, w, p,
+    SUM(CASE WHEN y = 1 THEN 1 ELSE 0 END) AS pos,
+    SUM(CASE WHEN y = 0 THEN 1 ELSE 0 END) AS neg
+  FROM matched
+  WHERE ok = 1 AND y IS NOT NULL
+  GROUP BY model, model_version, w, p
+),
+ranked AS (
+  SELECT model, model_version, w, pos, neg,
+    SUM(neg) OVER (PARTITION BY model, model_version, w ORDER BY p NULLS FIRST
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS neg_below
+  FROM ties
+),
+pairs AS (
+  SELECT model, model_version, w, SUM(pos * (2 * COALESCE(neg_below, 0) + neg)) AS auc2
+  FROM ranked
+  GROUP BY model, model_version, w
+)
+SELECT s.model, s.model_version, s.w, s.n, s.n_valid, s.n_labeled, s.n_bad_label, s.n_pos,
+       s.sum_p, s.sum_logloss, s.sum_sq, a.auc2
+FROM stats AS s
+LEFT JOIN pairs AS a ON s.model = a.model AND s.model_version = a.model_version AND s.w = a.w
+ORDER BY s.model, s.model_version, s.w
+"""
+)
+
+_REPRODUCIBILITY = parse_template(
+    f"""
+WITH {_PREDICTIONS_CTE},
+matched AS (
+  SELECT pr.model, pr.model_version, pr.w, pr.request_id,
+    COUNT(rep.prediction) AS replay_rows,
+    MAX(CASE WHEN rep.prediction >= 0 AND rep.prediction <= 1 THEN ABS(pr.p - rep.prediction) END) AS diff,
+    MIN(CASE WHEN rep.prediction IS NULL THEN NULL
+             WHEN rep.prediction >= 0 AND rep.prediction <= 1
+                  AND ABS(pr.p - rep.prediction) <= $atol + $rtol * ABS(rep.prediction) THEN 1
+             ELSE 0 END) AS agrees
+  FROM preds AS pr
+  LEFT JOIN __rep__ AS rep
+    ON rep.request_id = pr.request_id
+    AND COALESCE(CAST(rep.model_version AS VARCHAR), '') = pr.model_version
+  WHERE pr.ok = 1
+  GROUP BY pr.model, pr.model_version, pr.w, pr.request_id, pr.p
+)
+SELECT model, model_version, w,
+  SUM(CASE WHEN replay_rows > 0 THEN 1 ELSE 0 END) AS n_checked,
+  SUM(CASE WHEN replay_rows = 0 THEN 1 ELSE 0 END) AS n_missing,
+  SUM(CASE WHEN replay_rows > 0 AND agrees = 1 THEN 1 ELSE 0 END) AS n_reproduced,
+  COUNT(diff) AS n_diff,
+  SUM(diff) AS sum_diff,
+  MAX(diff) AS max_diff
+FROM matched
+GROUP BY model, model_version, w
+ORDER BY model, model_version, w
+"""
+)
+
+_OFFLINE = parse_template(
+    """
+WITH runs AS (
+  SELECT src.model AS model, COALESCE(CAST(src.model_version AS VARCHAR), '') AS model_version,
+    src.valid_logloss AS valid_logloss, src.valid_auc AS valid_auc,
+    ROW_NUMBER() OVER (PARTITION BY src.model, src.model_version ORDER BY src.trained_at DESC) AS rn
+  FROM __source__ AS src
+  WHERE src.model IS NOT NULL
+)
+SELECT model, model_version, valid_logloss, valid_auc FROM runs WHERE rn = 1 ORDER BY model, model_version
+"""
+)
+
+
+def _sources(instance: Instance, *tables: str) -> dict[str, tuple[str, dict[str, str]]]:
+    aliases = {"predictions": "src", "labels": "lab", "replays": "rep", "training_runs": "src"}
+    out = {}
+    for table in tables:
+        physical = getattr(instance.tables, table)
+        if physical is None:
+            raise ValueError(f"table {table} is not configured")
+        out[aliases[table]] = (physical, instance.columns.get(table, {}))
+    return out
+
+
+def build_quality_query(
+    instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> exp.Expression:
+    """Predictions LEFT JOIN labels, per (model, version, window); optional model filters."""
+    query = model_filter(_QUALITY.copy(), "preds", include, exclude)
+    return bind_tables(query, _sources(instance, "predictions", "labels"))
+
+
+def build_reproducibility_query(
+    instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> exp.Expression:
+    """Predictions LEFT JOIN replays, per (model, version, window); optional model filters."""
+    query = model_filter(_REPRODUCIBILITY.copy(), "preds", include, exclude)
+    return bind_tables(query, _sources(instance, "predictions", "replays"))
+
+
+def build_offline_query(instance: Instance, models: Sequence[str], versions: Sequence[str]) -> exp.Expression:
+    """The latest ``training_runs`` row of each of ``versions`` of ``models``."""
+    query = model_filter(_OFFLINE.copy(), "runs", models, ())
+    runs = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == "runs")
+    runs.where(in_list(exp.column("model_version", table="src"), versions, "version"), copy=False)
+    return bind_tables(query, _sources(instance, "training_runs"))
+
+
+def _window_params(start: float, end: float, width: float) -> dict[str, Any]:
+    return {"start": ts_param(start), "end": ts_param(end), "window_seconds": int(width)}
+
+
+def _int(value: Any) -> int:
+    return int(value) if value is not None else 0
+
+
+def _float(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    """Aggregates by group, plus how many result rows the engine returned."""
+
+    groups: dict[GroupKey, Any]
+    rows_fetched: int
+
+
+def fetch_quality(
+    engine: Engine, instance: Instance, start: float, end: float, width: float, label_delay: float,
+    include: Sequence[str] = (), exclude: Sequence[str] = (),
+) -> OnlineResult:
+    """One :class:`QualityAggregate` per (model, version, window) of ``[start, end)``."""
+    params = {
+        **_window_params(start, end, width), **model_params(include, exclude),
+        "label_delay": float(label_delay), "eps": LOGLOSS_EPS, "one_minus_eps": 1.0 - LOGLOSS_EPS,
+    }
+    rows = engine.fetch(build_quality_query(instance, include, exclude), params)
+    groups: dict[GroupKey, Any] = {}
+    for model, version, w, n, n_valid, n_labeled, n_bad, n_pos, sum_p, sum_ll, sum_sq, auc2 in rows:
+        groups[GroupKey(str(model), str(version), int(w))] = QualityAggregate(
+            count=_int(n), valid_count=_int(n_valid), labeled_count=_int(n_labeled),
+            invalid_label_count=_int(n_bad), positives=_int(n_pos), sum_prediction=_float(sum_p),
+            sum_logloss=_float(sum_ll), sum_squared_error=_float(sum_sq), auc_pairs2=_int(auc2),
+        )
+    return OnlineResult(groups, len(rows))
+
+
+def fetch_reproducibility(
+    engine: Engine, instance: Instance, start: float, end: float, width: float, atol: float, rtol: float,
+    include: Sequence[str] = (), exclude: Sequence[str] = (),
+) -> OnlineResult:
+    """One :class:`ReproducibilityAggregate` per (model, version, window) of ``[start, end)``."""
+    params = {**_window_params(start, end, width), **model_params(include, exclude),
+              "atol": float(atol), "rtol": float(rtol)}
+    rows = engine.fetch(build_reproducibility_query(instance, include, exclude), params)
+    groups: dict[GroupKey, Any] = {}
+    for model, version, w, checked, missing, reproduced, n_diff, sum_diff, max_diff in rows:
+        groups[GroupKey(str(model), str(version), int(w))] = ReproducibilityAggregate(
+            checked_count=_int(checked), missing_count=_int(missing), reproduced_count=_int(reproduced),
+            diff_count=_int(n_diff), sum_abs_diff=_float(sum_diff),
+            max_abs_diff=float(max_diff) if max_diff is not None else None,
+        )
+    return OnlineResult(groups, len(rows))
+
+
+def fetch_offline_metrics(
+    engine: Engine, instance: Instance, pairs: Sequence[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], OfflineMetrics], int]:
+    """``(model, version) -> OfflineMetrics`` for the trained versions among ``pairs``."""
+    models = sorted({m for m, _ in pairs})
+    versions = sorted({v for _, v in pairs})
+    if not pairs:
+        return {}, 0
+    params = {**model_params(models, ()), **{f"version_{i}": v for i, v in enumerate(versions)}}
+    rows = engine.fetch(build_offline_query(instance, models, versions), params)
+
+    def finite(x: Any) -> float | None:
+        return float(x) if x is not None and math.isfinite(float(x)) else None
+
+    return {(str(m), str(v)): OfflineMetrics(finite(ll), finite(auc)) for m, v, ll, auc in rows}, len(rows)
