@@ -132,3 +132,18 @@ def test_rows_fetched_bounded_when_predictions_grow(duckdb_warehouse, tmp_path, 
     groups = 4  # ctr A, B, C and cvr A
     offline = 2 if job == "quality" else 0  # one training_runs row per version seen
     assert fetched[0] == fetched[1] == groups + offline
+
+
+def test_one_class_window_logs_why_at_debug(duckdb_warehouse, tmp_path, caplog) -> None:
+    """The skipped AUC/calibration/NE of a one-class window are explained in a debug line."""
+    import logging
+
+    sc = online_answers(NOW)
+    sc.write(duckdb_warehouse)
+    caplog.set_level(logging.DEBUG, logger="mlmon.jobs.quality")
+    Agent(make_config(duckdb_warehouse, tmp_path), RecordingSink(), clock=lambda: NOW).run_once()
+    b = sorted({end for (m, _, end) in sc.windows if m == "ctr"})[1]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mlmon.jobs.quality"]
+    from mlmon.jobs.windows import iso
+
+    assert any("one class only" in line and "model ctr" in line and iso(b) in line for line in lines), lines
