@@ -28,7 +28,8 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     assert "STUCK" in lines["cvr_app"]
     assert "SHIFTED" in lines["ctr_banner"] and "invalid" in lines["ctr_banner"]
     online = tables["Online quality"]
-    assert "NOT REPRODUCIBLE" in online["cvr_app"] and "NOT REPRODUCIBLE" not in online["ctr_video"]
+    assert "NOT REPRODUCIBLE" in online["cvr_app"] and "MISCALIBRATED" in online["ctr_banner"]
+    assert online["ctr_video"].endswith("ok")  # no false alarm on the healthy model
     training = tables["Training lineage"]
     assert "TRAINING ROWS DROPPED" in training["ctr_video"] and "OFFLINE REGRESSION" in training["cvr_app"]
     assert "FEATURE bid_floor STUCK" in training["ctr_banner"]

@@ -279,7 +279,11 @@ def format_summary(summary: dict[str, ModelSummary]) -> str:
 
 # Thresholds of the online and training sections of the summary.
 REPRO_ALERT = 0.9
-LOGLOSS_VS_OFFLINE_ALERT = 1.1
+#: online flags pool this many consecutive hourly windows (weighted by labeled rows): single night
+#: windows of a few hundred labeled clicks are too noisy for a ratio of log losses
+ONLINE_POOL = 3
+LOGLOSS_VS_OFFLINE_ALERT = 1.25
+CALIBRATION_BAND = (0.67, 1.5)
 ROWS_DROP_ALERT = -0.2
 OFFLINE_REGRESSION_ALERT = 0.05
 FEATURE_STUCK_ALERT = 0.99
@@ -292,12 +296,31 @@ class OnlineSummary:
     windows: int = 0
     labeled: int = 0
     last: dict[str, float] | None = None
-    worst_logloss_ratio: float | None = None
+    recent: list[tuple[float, float, float, float]] = field(default_factory=list)  # n, n*ratio, n*mean, n*rate
     worse_windows: int = 0
-    worse_run: int = 0
+    miscalibrated_windows: int = 0
     repro_windows: int = 0
     repro_low_windows: int = 0
     min_repro: float | None = None
+
+    def add_window(self, groups: list[dict[str, float]]) -> None:
+        """Fold one hourly window (one dict of online values per model version) into the figures."""
+        n = sum(g["labeled_count"] for g in groups)
+        self.windows += 1
+        self.labeled += int(n)
+        with_auc = [g for g in groups if "auc" in g]
+        if with_auc:
+            self.last = max(with_auc, key=lambda g: g["labeled_count"])
+        ratio = sum(g["labeled_count"] * g.get("logloss_vs_offline", 0.0) for g in groups)
+        mean = sum(g["labeled_count"] * g.get("mean_prediction", 0.0) for g in groups)
+        rate = sum(g["labeled_count"] * g.get("positive_rate", 0.0) for g in groups)
+        self.recent = [*self.recent, (n, ratio, mean, rate)][-ONLINE_POOL:]
+        pooled = [sum(x) for x in zip(*self.recent, strict=True)]
+        if len(self.recent) < ONLINE_POOL or pooled[0] == 0:
+            return
+        self.worse_windows += pooled[1] / pooled[0] > LOGLOSS_VS_OFFLINE_ALERT
+        if pooled[3] > 0 and not CALIBRATION_BAND[0] <= pooled[2] / pooled[3] <= CALIBRATION_BAND[1]:
+            self.miscalibrated_windows += 1
 
 
 def _worst(current: float | None, value: float, higher_is_worse: bool = True) -> float:
@@ -307,31 +330,27 @@ def _worst(current: float | None, value: float, higher_is_worse: bool = True) ->
 
 
 def summarise_online(outputs: list) -> dict[str, OnlineSummary]:  # type: ignore[type-arg]
-    """Fold quality and reproducibility window outputs into per-model figures."""
+    """Fold quality and reproducibility window outputs into per-model figures (in window order)."""
     out: dict[str, OnlineSummary] = {}
     for window_out in outputs:
-        per_model: dict[str, dict[str, float]] = {}
+        groups: dict[tuple[str, ...], dict[str, float]] = {}
         for sample in window_out.samples:
-            model = _model_of(sample.tags)
-            if model:
-                per_model.setdefault(model, {})[sample.name] = sample.value
-        for model, values in per_model.items():
+            groups.setdefault(sample.tags, {})[sample.name] = sample.value
+        online: dict[str, list[dict[str, float]]] = {}
+        for tags, values in groups.items():
+            model = _model_of(tags)
+            if model is None:
+                continue
             s = out.setdefault(model, OnlineSummary())
             if "mlmon.online.labeled_count" in values:
-                s.windows += 1
-                s.labeled += int(values["mlmon.online.labeled_count"])
-                if "mlmon.online.auc" in values:
-                    s.last = {k.removeprefix("mlmon.online."): v for k, v in values.items()}
-                if "mlmon.online.logloss_vs_offline" in values:
-                    ratio = values["mlmon.online.logloss_vs_offline"]
-                    s.worst_logloss_ratio = _worst(s.worst_logloss_ratio, ratio)
-                    s.worse_run = s.worse_run + 1 if ratio > LOGLOSS_VS_OFFLINE_ALERT else 0
-                    s.worse_windows += PSI_SUSTAINED if s.worse_run == PSI_SUSTAINED else s.worse_run > PSI_SUSTAINED
+                online.setdefault(model, []).append({k.removeprefix("mlmon.online."): v for k, v in values.items()})
             if "mlmon.reproducibility.rate" in values:
                 rate = values["mlmon.reproducibility.rate"]
                 s.repro_windows += 1
                 s.repro_low_windows += rate < REPRO_ALERT
                 s.min_repro = _worst(s.min_repro, rate, higher_is_worse=False)
+        for model, version_groups in online.items():
+            out[model].add_window(version_groups)
     return out
 
 
@@ -347,8 +366,12 @@ def format_online(summary: dict[str, OnlineSummary]) -> str:
     for model, s in sorted(summary.items()):
         flags = []
         if s.worse_windows:
-            flags.append(f"ONLINE WORSE (logloss > {LOGLOSS_VS_OFFLINE_ALERT}x offline for {PSI_SUSTAINED}+ hours) "
+            flags.append(f"ONLINE WORSE (logloss > {LOGLOSS_VS_OFFLINE_ALERT}x offline over {ONLINE_POOL} hours) "
                          f"in {s.worse_windows} window(s)")
+        if s.miscalibrated_windows:
+            low, high = CALIBRATION_BAND
+            flags.append(f"MISCALIBRATED (mean prediction / positive rate outside [{low}, {high}] over "
+                         f"{ONLINE_POOL} hours) in {s.miscalibrated_windows} window(s)")
         if s.repro_low_windows:
             flags.append(f"NOT REPRODUCIBLE (rate < {REPRO_ALERT}) in {s.repro_low_windows} window(s)")
         ratio = num(s.last, "logloss_vs_offline", ".3f")
