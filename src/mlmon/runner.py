@@ -288,7 +288,7 @@ class Agent:
         # snapshots are stamped at send time: nothing to skip, nothing pending if refused
         samples = list(snapshot.samples)
         try:
-            for i in range(0, max(len(samples), 1), MAX_POINTS_PER_SUBMIT):
+            for i in range(0, len(samples), MAX_POINTS_PER_SUBMIT):
                 self.sink.submit(samples[i : i + MAX_POINTS_PER_SUBMIT])
         except SinkError as exc:
             _record_error(report, f"instance {instance.name} job training: {exc}; the next run sends a new snapshot")
