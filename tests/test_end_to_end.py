@@ -128,7 +128,8 @@ def write_all_jobs_config(path: Path, warehouse: Warehouse, api_host: str, state
     instance = config["instances"][0]
     instance["tables"] = {t: warehouse.table(t) for t in
                           ("predictions", "labels", "replays", "training_runs", "training_features")}
-    instance["jobs"] = {"predictions": {"initial_lookback": "2h"}, "quality": {"initial_lookback": "4h"},
+    # the scenario spans the 3 hours before the last matured hour: every job must look back past it
+    instance["jobs"] = {"predictions": {"initial_lookback": "5h"}, "quality": {"initial_lookback": "4h"},
                         "reproducibility": {"initial_lookback": "4h"},
                         "training": {"features": ["age", "device", "bid_floor"]}}
     path.write_text(yaml.safe_dump(config))

@@ -156,6 +156,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if any(r.errors for r in reports) else EXIT_OK
 
 
+def cmd_assets_validate(args: argparse.Namespace) -> int:
+    """Hold dashboards/*.json and monitors/*.json under --root to Datadog's API models and the catalogue."""
+    from mlmon.assets import asset_files, validate_assets
+
+    root = Path(args.root)
+    if not (root / "dashboards").is_dir() and not (root / "monitors").is_dir():
+        print(f"mlmon: {root}: no dashboards/ or monitors/ directory", file=sys.stderr)
+        return EXIT_USAGE
+    problems = validate_assets(root)
+    for problem in problems:
+        print(problem)
+    if problems:
+        files = {problem.split(": ", 1)[0] for problem in problems}
+        print(f"{len(problems)} problem(s) in {len(files)} file(s)")
+        return EXIT_FAILURE
+    print(f"{len(asset_files(root))} asset(s) valid")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="mlmon", description=__doc__)
@@ -180,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="push to Datadog (DD_API_KEY, DD_SITE) instead of writing JSON Lines")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("assets", help="the Datadog dashboards and monitors shipped with mlmon")
+    assets = p.add_subparsers(dest="assets_command", required=True)
+    p = assets.add_parser("validate", help="check dashboards/ and monitors/ against Datadog's API and metadata.csv")
+    p.add_argument("--root", type=Path, default=Path("."),
+                   help="directory holding dashboards/, monitors/ and metadata.csv (default: .)")
+    p.set_defaults(func=cmd_assets_validate)
     return parser
 
 
