@@ -32,7 +32,7 @@ from mlmon.metrics.quality import LOGLOSS_EPS, OfflineMetrics, QualityAggregate
 from mlmon.metrics.reproducibility import ReproducibilityAggregate
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.predictions import GroupKey
-from mlmon.warehouse.sql import bind_tables, in_list, model_filter, model_params, parse_template, ts_param
+from mlmon.warehouse.sql import bind_tables, cte_select, in_list, model_filter, model_params, parse_template, ts_param
 
 _PREDICTIONS_CTE = """
 preds AS (
@@ -176,7 +176,7 @@ def build_reproducibility_query(
 def build_offline_query(instance: Instance, models: Sequence[str], versions: Sequence[str]) -> exp.Expression:
     """The latest ``training_runs`` row of each of ``versions`` of ``models``."""
     query = model_filter(_OFFLINE.copy(), "runs", models, ())
-    runs = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == "runs")
+    runs = cte_select(query, "runs")
     runs.where(in_list(exp.column("model_version", table="src"), versions, "version"), copy=False)
     return bind_tables(query, _sources(instance, "training_runs"))
 

@@ -11,7 +11,6 @@ kind. Rows returned per (model, version, window) are bounded by a constant, not 
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from mlmon.config import Instance
 from mlmon.metrics.descriptive import QUANTILES, PredictionAggregate
 from mlmon.metrics.histogram import DRIFT_BUCKETS, DRIFT_SCALE, LOGIT_RANGE, ScoreHistogram
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.sql import bind_source, in_list, parse_template
+from mlmon.warehouse.sql import bind_source, model_filter, model_params, parse_template, ts_param
 
 # Rank r of the q-quantile's lower neighbour is floor(q * (n - 1)); the upper one is r + 1 (capped).
 # Computed in double precision, like NumPy and like :func:`mlmon.metrics.descriptive.quantile_ranks`.
@@ -117,10 +116,7 @@ def build_query(instance: Instance, models: Sequence[str] = ()) -> exp.Expressio
     table = instance.tables.predictions
     if table is None:
         raise ValueError("predictions table is not configured")
-    query = _TEMPLATE.copy()
-    if models:
-        base = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == "base")
-        base.where(in_list(exp.column("model", table="src"), list(models), "model"), copy=False)
+    query = model_filter(_TEMPLATE.copy(), "base", models, ())
     return bind_source(query, table, instance.columns.get("predictions", {}))
 
 
@@ -129,17 +125,12 @@ def query_params(
     models: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Bound values for :func:`build_query` (times as UTC datetimes)."""
-
-    def ts(x: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(x, dt.timezone.utc).replace(tzinfo=None)
-
-    params: dict[str, Any] = {
-        "start": ts(start), "end": ts(end), "ref_start": ts(ref_start), "ref_end": ts(ref_end),
-        "window_seconds": int(window),
+    return {
+        "start": ts_param(start), "end": ts_param(end), "ref_start": ts_param(ref_start),
+        "ref_end": ts_param(ref_end), "window_seconds": int(window),
         "drift_max": DRIFT_BUCKETS - 1, "drift_scale": float(DRIFT_SCALE), "logit_range": float(LOGIT_RANGE),
+        **model_params(models, ()),
     }
-    params.update({f"model_{i}": m for i, m in enumerate(models)})
-    return params
 
 
 def parse_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregate]:

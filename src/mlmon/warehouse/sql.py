@@ -70,6 +70,11 @@ def in_list(column: exp.Expression, names: Sequence[str], prefix: str) -> exp.Ex
     return exp.In(this=column, expressions=[exp.Placeholder(this=f"{prefix}_{i}") for i in range(len(names))])
 
 
+def cte_select(query: exp.Expression, name: str) -> exp.Select:
+    """The SELECT of the CTE ``name`` in ``query`` (to add conditions to it in place)."""
+    return next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == name)
+
+
 def model_filter(
     query: exp.Expression, cte: str, include: Sequence[str], exclude: Sequence[str], column: str = "model"
 ) -> exp.Expression:
@@ -77,7 +82,7 @@ def model_filter(
 
     Placeholders are ``$model_<i>`` and ``$exclude_<i>``; see :func:`model_params`.
     """
-    select = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == cte)
+    select = cte_select(query, cte)
     col = exp.column(column, table=SOURCE_ALIAS)
     if include:
         select.where(in_list(col, include, "model"), copy=False)

@@ -38,7 +38,7 @@ from mlmon.config import Instance
 from mlmon.metrics.drift import PSI_BINS
 from mlmon.metrics.training import MONTH_SECONDS, FeatureAggregate, TrainingRun
 from mlmon.warehouse.engines import Engine, QueryError, is_numeric_type
-from mlmon.warehouse.sql import bind_source, in_list, parse_template
+from mlmon.warehouse.sql import bind_source, cte_select, in_list, parse_template
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -190,7 +190,7 @@ def build_runs_query(instance: Instance, models: Sequence[str] = ()) -> exp.Expr
     """The lineage statement over ``training_runs`` (optionally restricted to ``models``, bound)."""
     query = _RUNS_TEMPLATE.copy()
     if models:
-        runs = next(s for s in query.find_all(exp.Select) if isinstance(s.parent, exp.CTE) and s.parent.alias == "runs")
+        runs = cte_select(query, "runs")
         model = exp.cast(exp.column("model", table="src"), exp.DataType.Type.VARCHAR)
         runs.where(in_list(model, list(models), "model"), copy=False)
     return bind_source(query, _table(instance, "training_runs"), instance.columns.get("training_runs", {}))
