@@ -80,12 +80,9 @@ def stamp(
     return kept, skipped
 
 
-def latest_checks(checks: Iterable[ServiceCheck]) -> list[ServiceCheck]:
-    """One check per (name, tags): the last one, which is the current status."""
-    latest: dict[tuple[str, tuple[str, ...]], ServiceCheck] = {}
-    for c in checks:
-        latest[(c.name, c.tags)] = c
-    return list(latest.values())
+def stamp_checks(checks: Iterable[ServiceCheck], now: float, horizon: float | None) -> list[ServiceCheck]:
+    """Service checks are statuses: one older than ``horizon`` is re-stamped at ``now``, never dropped."""
+    return [c if horizon is None or now - c.timestamp <= horizon else c._replace(timestamp=now) for c in checks]
 
 
 def _record_error(report: JobReport, message: str) -> None:
@@ -306,7 +303,8 @@ class Agent:
             now = self.clock()
             samples = [s for out in group for s in out.samples]
             kept, skipped = stamp(samples, now, self.sink.horizon, policy)
-            points: list[Point] = [*kept, *latest_checks(c for out in group for c in out.checks)]
+            checks = stamp_checks((c for out in group for c in out.checks), now, self.sink.horizon)
+            points: list[Point] = [*kept, *checks]
             try:
                 self.sink.submit(points)
             except SinkError as exc:
@@ -348,7 +346,7 @@ class Agent:
         ]
         if report.watermark is not None:
             points.append(Sample("mlmon.agent.lag_seconds", max(now - report.watermark, 0.0), tags, now))
-        points.extend(latest_checks(checks))
+        points.extend(checks)
         try:
             self.sink.submit(points)
         except SinkError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -56,3 +57,11 @@ def make_tags(*groups: object) -> tuple[str, ...]:
         else:
             out.update(str(t) for t in group)  # type: ignore[attr-defined]
     return tuple(sorted(out))
+
+
+def latest_checks(checks: Iterable[ServiceCheck]) -> list[ServiceCheck]:
+    """One check per (name, tags): the last one given, which is the current status."""
+    latest: dict[tuple[str, tuple[str, ...]], ServiceCheck] = {}
+    for c in checks:
+        latest[(c.name, c.tags)] = c
+    return list(latest.values())

@@ -117,7 +117,7 @@ def compute(
         for model in sorted(expected | present):
             check_tags = make_tags(base, f"model:{model}")
             if model in present:
-                out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.OK, check_tags, now))
+                out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.OK, check_tags, window.end))
                 continue
             version = state.models.get(model, {}).get("version") or _last_version(result.groups, model)
             tags = make_tags(check_tags, f"model_version:{version}" if version else ())
@@ -126,7 +126,7 @@ def compute(
                 f"instance {instance.name}: no rows in table {table} for model {model} "
                 f"in window ending {iso(window.end)}"
             )
-            out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, now, message))
+            out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, window.end, message))
         outputs.append(out)
     return Batch(outputs, result.rows_fetched)
 

@@ -1,11 +1,12 @@
 """Datadog HTTP API sink, through the ``datadog`` package's API client.
 
 Series go to ``/api/v1/series`` in chunks under ``max_payload_bytes`` with explicit timestamps and no
-host; service checks go to ``/api/v1/check_run`` one by one. The ``datadog`` client returns many
-failures as a dict instead of raising, and lets 4xx bodies through: every answer is inspected, and
-an ``errors`` key, a ``DatadogException`` (connection refused, timeout, 5xx), a 429 or any non-2xx
-status is a failure. 429, 5xx, timeouts and connection errors are retried with exponential backoff
-and jitter (429 honours ``Retry-After``); then :class:`SinkError` leaves the window pending.
+host; service checks go to ``/api/v1/check_run`` one by one, the latest status of each series only.
+The ``datadog`` client returns many failures as a dict instead of raising, and lets 4xx bodies
+through: every answer is inspected, and an ``errors`` key, a ``DatadogException`` (connection
+refused, timeout, 5xx), a 429 or any non-2xx status is a failure. 429, 5xx, timeouts and connection
+errors are retried with exponential backoff and jitter (429 honours ``Retry-After``); then
+:class:`SinkError` leaves the window pending.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mlmon.samples import Point, Sample, ServiceCheck
+from mlmon.samples import Point, Sample, ServiceCheck, latest_checks
 from mlmon.sinks.base import SinkError
 from mlmon.sinks.jsonl import to_series
 
@@ -148,7 +149,8 @@ class DatadogApiSink:
         series = [to_series(p) for p in points if isinstance(p, Sample)]
         for chunk in chunk_series(series, self._max_bytes):
             self._post("series", {"series": chunk})
-        for check in (p for p in points if isinstance(p, ServiceCheck)):
+        # one request per check: send each series' current status only (a catch-up holds one per window)
+        for check in latest_checks(p for p in points if isinstance(p, ServiceCheck)):
             body: dict[str, Any] = {
                 "check": check.name,
                 "host_name": "",
