@@ -160,3 +160,19 @@ def test_rows_fetched_bounded_per_window(duckdb_warehouse, tmp_path, growth) -> 
                    clock=lambda: NOW).run_once()[0]
     # at most 12 order statistics + one row per occupied drift bucket (1000 at most)
     assert 0 < report.rows_fetched <= 1012
+
+
+def test_available_check_recorded_per_window_at_its_end(duckdb_warehouse, tmp_path) -> None:
+    """A file-like sink gets one availability check per model and window, stamped at the window end."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sink = RecordingSink()
+    Agent(make_config(duckdb_warehouse, tmp_path), sink, clock=lambda: NOW).run_once()
+    const = [(c.timestamp, c.status) for c in sink.checks
+             if c.name == "mlmon.predictions.available" and "model:const" in c.tags]
+    a, b, _ = sc.window_ends
+    windows = due_windows(NOW, None, WIDTH, 300, 3600)
+    # const served in windows a and b, then went silent while still expected
+    expected = [(w.end, CheckStatus.OK if w.end in (a, b) else CheckStatus.CRITICAL)
+                for w in windows if w.end >= a]
+    assert const == expected

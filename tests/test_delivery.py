@@ -136,3 +136,19 @@ def test_validate_reports_bad_key(intake) -> None:
     assert DatadogApiSink(api_key=API_KEY, api_host=intake.url).validate() is None
     problem = DatadogApiSink(api_key="wrong-key-000000", api_host=intake.url).validate()
     assert problem is not None and "403" in problem and "wrong-key" not in problem
+
+
+def test_api_sink_sends_the_latest_check_of_each_series(intake) -> None:
+    """Several statuses of one series in a submission become one check_run request: the last one."""
+    from mlmon.samples import CheckStatus, ServiceCheck
+
+    sink = DatadogApiSink(api_key=API_KEY, api_host=intake.url, horizon=None)
+    tags_a, tags_b = ("model:a",), ("model:b",)
+    sink.submit([
+        ServiceCheck("mlmon.predictions.available", CheckStatus.OK, tags_a, NOW - 1200),
+        ServiceCheck("mlmon.predictions.available", CheckStatus.CRITICAL, tags_b, NOW - 1200),
+        ServiceCheck("mlmon.predictions.available", CheckStatus.CRITICAL, tags_a, NOW - 600, "silent"),
+        ServiceCheck("mlmon.predictions.available", CheckStatus.OK, tags_b, NOW - 600),
+    ])
+    sent = sorted((c["tags"][0], c["status"], c["timestamp"]) for c in intake.service_checks())
+    assert sent == [("model:a", 2, int(NOW - 600)), ("model:b", 0, int(NOW - 600))]
