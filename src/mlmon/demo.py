@@ -1,8 +1,7 @@
 """``mlmon demo``: a week of realistic ad-tech data in DuckDB, with planted incidents, run through mlmon.
 
-Three models (two CTR, one CVR), retrained daily at 02:00 UTC, serve predictions every minute of
-the week; clicks are labeled within minutes, conversions within hours; a batch pipeline replays
-98 % of requests. Planted incidents, by model:
+The warehouse comes from :mod:`mlmon.scenarios` (three models, daily retraining, delayed labels,
+replays). Planted incidents, by model:
 
 * ``cvr_app``: predictions stuck at one value for 3 hours two days ago (same-value ratio 1.0);
   latest version's offline logloss 8 % worse than the previous one's (offline regression);
@@ -12,175 +11,30 @@ the week; clicks are labeled within minutes, conversions within hours; a batch p
 * ``ctr_banner``: predictions shifted upward for the last 6 hours (drift, and online logloss worse
   than offline); a few NaN, negative and > 1 predictions every hour (invalid rows); training
   feature ``bid_floor`` stuck at one value in the latest version.
-
-Offline ``valid_logloss``/``valid_auc`` come from a validation sample drawn like the serving
-traffic, so online and offline quality agree when nothing is wrong.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from mlmon.scenarios import DAY, HOUR, Incident, build_frames, write_duckdb
 
-DAY = 86400
-HOUR = 3600
-
-
-@dataclass(frozen=True)
-class DemoModel:
-    """One demo model: its name, base rate and traffic per minute."""
-
-    name: str
-    base_rate: float
-    per_minute: float
-
-
-MODELS = (
-    DemoModel("ctr_banner", 0.02, 60.0),
-    DemoModel("ctr_video", 0.035, 40.0),
-    DemoModel("cvr_app", 0.08, 25.0),
+DEMO_INCIDENTS = (
+    Incident("stuck", "cvr_app", since=2 * DAY, duration=3 * HOUR),
+    Incident("offline_regression", "cvr_app"),
+    Incident("replays_differ", "cvr_app", since=DAY),
+    Incident("unavailable", "ctr_video", since=DAY + 4 * HOUR, duration=HOUR),
+    Incident("rows_drop", "ctr_video"),
+    Incident("shifted", "ctr_banner", since=6 * HOUR),
+    Incident("invalid", "ctr_banner"),
+    Incident("feature_collapsed", "ctr_banner"),
 )
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
-    return out
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1 - p))
-
-
-def _version_at(ts: np.ndarray) -> np.ndarray:
-    """Daily retrain at 02:00 UTC: the version serving at ``ts`` is named after that training day."""
-    trained = np.floor((ts - 2 * HOUR) / DAY) * DAY
-    return np.array(
-        [dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("v%Y%m%d") for t in trained], dtype=object
-    )
-
-
-def _validation_metrics(model: DemoModel, rng: np.random.Generator, n: int = 50_000) -> tuple[float, float]:
-    """Offline logloss and AUC of ``model`` on a validation sample drawn like its serving traffic."""
-    from mlmon.metrics.quality import QualityAggregate, online_quality
-
-    score = _logit(model.base_rate) + rng.normal(0.0, 0.9, n)
-    y = (rng.random(n) < _sigmoid(score + rng.normal(0.0, 0.3, n))).astype(float)
-    quality = online_quality(QualityAggregate.from_values(_sigmoid(score), y))
-    assert quality.logloss is not None and quality.auc is not None
-    return quality.logloss, quality.auc
-
-
-def build_frames(end: float, days: int = 7, seed: int = 7) -> dict[str, pd.DataFrame]:
-    """Every table of the data contract for the ``days`` before ``end`` (Unix seconds, UTC)."""
-    rng = np.random.default_rng(seed)
-    start = end - days * DAY
-    preds, labels, replays, runs, feats = [], [], [], [], []
-    for m_index, model in enumerate(MODELS):
-        minutes = np.arange(start, end, 60.0)
-        diurnal = 1.0 + 0.5 * np.sin(2 * np.pi * ((minutes % DAY) / DAY - 0.25))
-        per_minute = rng.poisson(model.per_minute * diurnal)
-        ts = np.repeat(minutes, per_minute) + rng.uniform(0, 60, per_minute.sum())
-        if model.name == "ctr_video":  # outage: an hour without predictions yesterday
-            gap_start = math.floor((end - DAY - 4 * HOUR) / HOUR) * HOUR
-            ts = ts[(ts < gap_start) | (ts >= gap_start + HOUR)]
-        n = ts.size
-        z = rng.normal(0.0, 0.9, n)
-        score = _logit(model.base_rate) + z
-        true_p = _sigmoid(score + rng.normal(0.0, 0.3, n))
-        if model.name == "ctr_banner":  # drift: the last 6 hours shifted upward
-            score = np.where(ts >= end - 6 * HOUR, score + 1.2, score)
-        pred = _sigmoid(score)
-        if model.name == "cvr_app":  # stuck: one value for 3 hours two days ago
-            stuck_start = math.floor((end - 2 * DAY) / HOUR) * HOUR
-            pred = np.where((ts >= stuck_start) & (ts < stuck_start + 3 * HOUR), 0.0731, pred)
-        if model.name == "ctr_banner":  # invalid rows: NaN, negative, above one
-            bad = rng.random(n) < 0.0005
-            pred = np.where(bad, rng.choice([np.nan, -0.5, 1.5], n), pred)
-        request_id = np.char.add(f"{model.name}-", np.arange(n).astype(str))
-        versions = _version_at(ts)
-        preds.append(pd.DataFrame({
-            "request_id": request_id,
-            "ts": pd.to_datetime(ts, unit="s"),
-            "model": model.name,
-            "model_version": versions,
-            "prediction": pred,
-            "device": rng.choice(["ios", "android", "web"], n, p=[0.4, 0.45, 0.15]),
-        }))
-        y = (rng.random(n) < true_p).astype(np.int64)
-        delay = rng.exponential(20 * 60 if model.name.startswith("ctr") else 6 * HOUR, n)
-        labels.append(pd.DataFrame({
-            "request_id": request_id, "label": y, "label_ts": pd.to_datetime(ts + delay, unit="s"),
-        }))
-        replay = np.where(np.isfinite(pred), pred, np.nan)
-        if model.name == "cvr_app":  # reproducibility drop in the last day
-            drift_mask = (ts >= end - DAY) & (rng.random(n) < 0.3)
-            replay = np.where(drift_mask, np.clip(replay * 1.05, 0, 1), replay)
-        keep = rng.random(n) < 0.98  # the batch pipeline misses a few requests
-        replays.append(pd.DataFrame({
-            "request_id": request_id[keep], "model_version": versions[keep], "prediction": replay[keep],
-        }))
-        base_logloss, base_auc = _validation_metrics(model, rng)
-        # training history: 40 daily versions so that the 30-day comparison has data
-        first_day = math.floor((end - 40 * DAY) / DAY) * DAY
-        for d in range(41):
-            trained_at = first_day + d * DAY + 2 * HOUR
-            if trained_at > end:
-                break
-            latest = trained_at + DAY > end
-            version = dt.datetime.fromtimestamp(trained_at - 2 * HOUR, dt.timezone.utc).strftime("v%Y%m%d")
-            rows = int(1_000_000 * (1 + 0.15 * m_index) * (1 + rng.normal(0, 0.01)))
-            if latest and model.name == "ctr_video":
-                rows = int(rows * 0.6)
-            logloss = base_logloss * (1 + rng.normal(0, 0.005))
-            if latest and model.name == "cvr_app":
-                logloss *= 1.08
-            runs.append({
-                "model": model.name, "model_version": version,
-                "trained_at": pd.Timestamp(trained_at, unit="s"),
-                "train_rows": rows, "valid_rows": rows // 10,
-                "valid_logloss": logloss, "valid_auc": base_auc + rng.normal(0, 0.002),
-            })
-            k = 500
-            bid_floor = rng.gamma(2.0, 0.5, k)
-            if latest and model.name == "ctr_banner":
-                bid_floor = np.full(k, 0.5)
-            feats.append(pd.DataFrame({
-                "model": model.name, "model_version": version,
-                "age": np.where(rng.random(k) < 0.05, np.nan, rng.integers(18, 70, k).astype(float)),
-                "device": rng.choice(["ios", "android", "web"], k, p=[0.4, 0.45, 0.15]),
-                "bid_floor": bid_floor,
-            }))
-    return {
-        "predictions": pd.concat(preds, ignore_index=True),
-        "labels": pd.concat(labels, ignore_index=True),
-        "replays": pd.concat(replays, ignore_index=True),
-        "training_runs": pd.DataFrame(runs),
-        "training_features": pd.concat(feats, ignore_index=True),
-    }
 
 
 def build_warehouse(path: Path, end: float, days: int = 7) -> dict[str, int]:
     """Write the demo tables into a fresh DuckDB file; returns row counts per table."""
-    import duckdb
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    frames = build_frames(end, days)
-    con = duckdb.connect(str(path))
-    try:
-        for name, frame in frames.items():
-            con.register("frame", frame)
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
-            con.unregister("frame")
-    finally:
-        con.close()
-    return {name: len(frame) for name, frame in frames.items()}
+    return write_duckdb(path, build_frames(end, DEMO_INCIDENTS, hours=days * 24))
 
 
 # Thresholds the demo summary flags; the shipped monitors carry their own.

@@ -1,0 +1,255 @@
+"""Synthetic ad-tech warehouses: a healthy baseline, plus the incidents mlmon's monitors exist for.
+
+Three models (two CTR, one CVR) are retrained daily at 02:00 UTC and serve predictions every minute.
+Clicks are labeled within minutes, conversions within hours, and a batch pipeline replays 98 % of
+requests. The training history goes back 40 days, so the 30-day comparison has data. Offline
+``valid_logloss`` and ``valid_auc`` come from a validation sample drawn like the serving traffic,
+so online and offline quality agree when nothing is wrong.
+
+All randomness is drawn before any incident is applied. Two warehouses built with the same ``end``,
+``hours`` and ``seed`` are therefore identical outside their incidents. ``mlmon demo`` plants
+several incidents in one week; the incident suite plants one per warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DAY = 86400.0
+HOUR = 3600.0
+HISTORY_DAYS = 40
+
+
+@dataclass(frozen=True)
+class ScenarioModel:
+    """One model: its name, base rate, traffic per minute and mean label delay (seconds)."""
+
+    name: str
+    base_rate: float
+    per_minute: float
+    label_delay: float
+
+
+MODELS = (
+    ScenarioModel("ctr_banner", 0.02, 60.0, 20 * 60),
+    ScenarioModel("ctr_video", 0.035, 40.0, 20 * 60),
+    ScenarioModel("cvr_app", 0.08, 25.0, 6 * HOUR),
+)
+
+#: incident kind -> what it plants. The prediction-side kinds (stuck, unavailable, shifted,
+#: concept_shift, replays_differ) use ``since``/``duration``; ``invalid`` spans the whole traffic; the
+#: training kinds act on the latest run (``stale``: on the last ``since`` seconds of the history)
+INCIDENTS = {
+    "stuck": "predictions stuck at one value",
+    "unavailable": "no predictions served",
+    "shifted": "predictions shifted upward while outcomes did not move",
+    "invalid": "a trickle of NaN, negative and > 1 predictions",
+    "concept_shift": "outcomes rose while predictions did not move (online quality degrades, PSI does not)",
+    "replays_differ": "30 % of replays differ by 5 % from the online prediction",
+    "offline_regression": "latest version's validation logloss 8 % worse than the previous version's",
+    "rows_drop": "latest version trained on 40 % fewer rows than the previous one",
+    "rows_shrink": "training rows shrink 1.5 % a version: small each time, -36 % over 30 days",
+    "stale": "no version trained for `since` seconds",
+    "feature_collapsed": "training feature bid_floor at one value in the latest version",
+}
+STUCK_VALUE = 0.0731
+
+
+@dataclass(frozen=True)
+class Incident:
+    """``kind`` planted on ``model``.
+
+    Time-bound kinds start ``since`` seconds before the end (aligned down to 10 minutes) and last
+    ``duration`` seconds, or until the end. ``stale`` stops training ``since`` seconds before the end.
+    """
+
+    kind: str
+    model: str
+    since: float = 0.0
+    duration: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in INCIDENTS:
+            raise ValueError(f"unknown incident kind {self.kind!r}; expected one of {', '.join(INCIDENTS)}")
+        if self.model not in {m.name for m in MODELS}:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(m.name for m in MODELS)}")
+
+    def mask(self, ts: np.ndarray, end: float) -> np.ndarray:
+        """Which of ``ts`` (Unix seconds) fall inside the incident."""
+        start = math.floor((end - self.since) / 600) * 600
+        stop = end if self.duration is None else start + self.duration
+        out: np.ndarray = (ts >= start) & (ts < stop)
+        return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return out
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def version_name(trained_at: float) -> str:
+    """Versions are named after their training day: trained 2026-11-20T02:00Z -> ``v20261120``."""
+    return dt.datetime.fromtimestamp(trained_at - 2 * HOUR, dt.timezone.utc).strftime("v%Y%m%d")
+
+
+def _training_times(end: float, stale_for: float | None) -> list[float]:
+    """Daily training times (02:00 UTC) of the history, none after ``end`` or inside a staleness gap."""
+    first_day = math.floor((end - HISTORY_DAYS * DAY) / DAY) * DAY
+    times = [first_day + d * DAY + 2 * HOUR for d in range(HISTORY_DAYS + 1)]
+    last = end if stale_for is None else end - stale_for
+    return [t for t in times if t <= last]
+
+
+def _serving_versions(ts: np.ndarray, trained: list[float]) -> np.ndarray:
+    """The version serving at each ``ts``: the latest trained at or before it (the oldest before that)."""
+    at = np.asarray(trained)
+    index = np.clip(np.searchsorted(at, ts, side="right") - 1, 0, len(at) - 1)
+    names = np.array([version_name(t) for t in at], dtype=object)
+    out: np.ndarray = names[index]
+    return out
+
+
+def _validation_metrics(model: ScenarioModel, rng: np.random.Generator, n: int = 50_000) -> tuple[float, float]:
+    """Offline logloss and AUC of ``model`` on a validation sample drawn like its serving traffic."""
+    from mlmon.metrics.quality import QualityAggregate, online_quality
+
+    score = _logit(model.base_rate) + rng.normal(0.0, 0.9, n)
+    y = (rng.random(n) < _sigmoid(score + rng.normal(0.0, 0.3, n))).astype(float)
+    quality = online_quality(QualityAggregate.from_values(_sigmoid(score), y))
+    assert quality.logloss is not None and quality.auc is not None
+    return quality.logloss, quality.auc
+
+
+def build_frames(
+    end: float, incidents: Iterable[Incident] = (), hours: float = 7 * 24, seed: int = 7
+) -> dict[str, pd.DataFrame]:
+    """Every table of the data contract: ``hours`` of traffic before ``end`` (Unix seconds, UTC), 40 days
+    of training history, and ``incidents`` planted."""
+    planted = list(incidents)
+    rng = np.random.default_rng(seed)
+    start = end - hours * HOUR
+    preds, labels, replays, runs, feats = [], [], [], [], []
+    for m_index, model in enumerate(MODELS):
+        mine = [i for i in planted if i.model == model.name]
+        kinds = {i.kind for i in mine}
+
+        def during(kind: str, ts: np.ndarray, mine: list[Incident] = mine) -> np.ndarray:
+            out = np.zeros(ts.shape, dtype=bool)
+            for incident in (i for i in mine if i.kind == kind):
+                out |= incident.mask(ts, end)
+            return out
+
+        # every draw first, in a fixed order, so that incidents do not move the healthy data
+        minutes = np.arange(start, end, 60.0)
+        diurnal = 1.0 + 0.5 * np.sin(2 * np.pi * ((minutes % DAY) / DAY - 0.25))
+        per_minute = rng.poisson(model.per_minute * diurnal)
+        ts = np.repeat(minutes, per_minute) + rng.uniform(0, 60, per_minute.sum())
+        n = ts.size
+        score = _logit(model.base_rate) + rng.normal(0.0, 0.9, n)
+        noise = rng.normal(0.0, 0.3, n)
+        uniform_label = rng.random(n)
+        delay = rng.exponential(model.label_delay, n)
+        bad = rng.random(n) < 0.0005
+        bad_value = rng.choice([np.nan, -0.5, 1.5], n)
+        replay_off = rng.random(n) < 0.3
+        keep_replay = rng.random(n) < 0.98
+        base_logloss, base_auc = _validation_metrics(model, rng)
+        history = _training_times(end, None)
+        run_noise = rng.normal(0.0, 1.0, (len(history), 3))
+        feature_draws = [
+            (rng.random(500), rng.integers(18, 70, 500),
+             rng.choice(["ios", "android", "web"], 500, p=[0.4, 0.45, 0.15]), rng.gamma(2.0, 0.5, 500))
+            for _ in history
+        ]
+
+        # outcomes follow the true propensity; under concept_shift they rise while predictions do not
+        true_p = _sigmoid(score + noise + np.where(during("concept_shift", ts), 0.8, 0.0))
+        y = (uniform_label < true_p).astype(np.int64)
+        pred = _sigmoid(np.where(during("shifted", ts), score + 1.2, score))
+        pred = np.where(during("stuck", ts), STUCK_VALUE, pred)
+        if "invalid" in kinds:
+            pred = np.where(bad, bad_value, pred)
+        replay = np.where(np.isfinite(pred), pred, np.nan)
+        replay = np.where(during("replays_differ", ts) & replay_off, np.clip(replay * 1.05, 0, 1), replay)
+        served = ~during("unavailable", ts)
+
+        stale_for = max((i.since for i in mine if i.kind == "stale"), default=None)
+        trained = _training_times(end, stale_for)
+        versions = _serving_versions(ts, trained)
+        request_id = np.char.add(f"{model.name}-", np.arange(n).astype(str))
+        preds.append(pd.DataFrame({
+            "request_id": request_id[served],
+            "ts": pd.to_datetime(ts[served], unit="s"),
+            "model": model.name,
+            "model_version": versions[served],
+            "prediction": pred[served],
+        }))
+        labels.append(pd.DataFrame({
+            "request_id": request_id[served], "label": y[served],
+            "label_ts": pd.to_datetime((ts + delay)[served], unit="s"),
+        }))
+        kept = served & keep_replay
+        replays.append(pd.DataFrame({
+            "request_id": request_id[kept], "model_version": versions[kept], "prediction": replay[kept],
+        }))
+
+        for d, trained_at in enumerate(trained):
+            latest = d == len(trained) - 1
+            rows = 1_000_000 * (1 + 0.15 * m_index) * (1 + 0.01 * run_noise[d, 0])
+            if "rows_shrink" in kinds:
+                rows *= 0.985 ** d
+            if latest and "rows_drop" in kinds:
+                rows *= 0.6
+            logloss = base_logloss * (1 + 0.005 * run_noise[d, 1])
+            if latest and "offline_regression" in kinds:
+                logloss *= 1.08
+            runs.append({
+                "model": model.name, "model_version": version_name(trained_at),
+                "trained_at": pd.Timestamp(trained_at, unit="s"),
+                "train_rows": int(rows), "valid_rows": int(rows) // 10,
+                "valid_logloss": logloss, "valid_auc": base_auc + 0.002 * run_noise[d, 2],
+            })
+            missing, age, device, bid_floor = feature_draws[d]
+            if latest and "feature_collapsed" in kinds:
+                bid_floor = np.full(bid_floor.shape, 0.5)
+            feats.append(pd.DataFrame({
+                "model": model.name, "model_version": version_name(trained_at),
+                "age": np.where(missing < 0.05, np.nan, age.astype(float)),
+                "device": device,
+                "bid_floor": bid_floor,
+            }))
+    return {
+        "predictions": pd.concat(preds, ignore_index=True),
+        "labels": pd.concat(labels, ignore_index=True),
+        "replays": pd.concat(replays, ignore_index=True),
+        "training_runs": pd.DataFrame(runs),
+        "training_features": pd.concat(feats, ignore_index=True),
+    }
+
+
+def write_duckdb(path: Path, frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Write ``frames`` into a fresh DuckDB file (replacing one there); returns row counts per table."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        for name, frame in frames.items():
+            con.register("frame", frame)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
+            con.unregister("frame")
+    finally:
+        con.close()
+    return {name: len(frame) for name, frame in frames.items()}
