@@ -8,6 +8,7 @@ import sqlglot
 from mlmon.config import parse_config
 from mlmon.preflight import probe_query
 from mlmon.warehouse.online import build_offline_query, build_quality_query, build_reproducibility_query
+from mlmon.warehouse.plan import build_feature_counts_query, build_pairs_query
 from mlmon.warehouse.predictions import build_query
 from mlmon.warehouse.sql import DIALECTS, exists_query, render
 
@@ -29,6 +30,10 @@ def every_query():
     yield "reproducibility", build_reproducibility_query(INSTANCE, ["ctr_a"])
     yield "offline", build_offline_query(INSTANCE, ["ctr_a"], ["v1", "v2"])
     yield "exists", exists_query("analytics.serving.predictions")
+    yield "plan-pairs", build_pairs_query(INSTANCE)
+    yield "plan-pairs-lanes", build_pairs_query(INSTANCE, ["ctr_a"], ["cvr_b"])
+    yield "plan-features", build_feature_counts_query(
+        INSTANCE, ["age", "device"], {"age": "numeric", "device": "categorical"}, [2, 1])
     for table in ("predictions", "labels", "replays", "training_runs", "training_features"):
         yield f"probe-{table}", probe_query(INSTANCE, table)
 
@@ -43,7 +48,8 @@ def test_query_compiles_and_round_trips(name: str, dialect: str) -> None:
     sql = render(QUERIES[name], dialect)
     sqlglot.parse_one(sql, read=dialect)
     quote = "`" if dialect in {"bigquery", "spark"} else '"'
-    reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "reproducibility"}
+    reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "reproducibility",
+                         "plan-pairs", "plan-pairs-lanes"}
     if name in reads_predictions | {"probe-predictions"}:
         assert f"{quote}served_at{quote}" in sql
     assert "TIME_TO_UNIX" not in sql.upper()  # not a function anywhere but sqlglot's own tree
@@ -57,6 +63,6 @@ def test_bigquery_epoch_uses_unix_seconds() -> None:
 def test_config_values_are_placeholders_not_text() -> None:
     """Model names and versions are bound parameters; they never appear in the SQL text."""
     for dialect in DIALECTS:
-        for name in ("predictions-filtered", "quality-lanes", "reproducibility", "offline"):
+        for name in ("predictions-filtered", "quality-lanes", "reproducibility", "offline", "plan-pairs-lanes"):
             sql = render(QUERIES[name], dialect)
             assert "ctr_a" not in sql and "cvr_b" not in sql and "'v2'" not in sql, (name, dialect)

@@ -28,6 +28,11 @@ from mlmon.warehouse.sql import exists_query
 log = logging.getLogger("mlmon.runner")
 
 CAN_CONNECT_CHECK = "mlmon.warehouse.can_connect"
+#: the agent's own metrics, per (instance, job); ``lag_seconds`` once the job has a watermark
+AGENT_METRICS = (
+    "mlmon.agent.run.duration_seconds", "mlmon.agent.run.errors", "mlmon.agent.windows_processed",
+    "mlmon.agent.points_sent", "mlmon.agent.points_skipped", "mlmon.agent.rows_fetched", "mlmon.agent.lag_seconds",
+)
 #: every job, in the order a run goes through them
 JOBS = ("predictions", "quality", "reproducibility", "training")
 #: tables each job reads (all must be configured for the job to run)

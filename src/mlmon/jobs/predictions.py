@@ -19,6 +19,11 @@ from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
 log = logging.getLogger("mlmon.jobs.predictions")
 
 AVAILABLE_CHECK = "mlmon.predictions.available"
+#: every metric the job emits, per (model, model_version) and window; ``count`` also for expected but silent models
+METRICS = tuple(f"mlmon.prediction.{name}" for name in (
+    "count", "invalid_count", "mean", "stddev", "min", "max", "same_value_ratio",
+    "p05", "p25", "median", "p75", "p95", "p99", "psi", "ks_statistic",
+))
 
 
 def _expected_models(

@@ -17,6 +17,13 @@ from mlmon.warehouse.predictions import GroupKey
 
 log = logging.getLogger("mlmon.jobs.quality")
 
+#: every metric the job emits, per (model, model_version) and matured window
+METRICS = tuple(f"mlmon.online.{name}" for name in (
+    "labeled_count", "invalid_prediction_count", "invalid_label_count", "label_coverage", "positive_rate",
+    "mean_prediction", "logloss", "auc", "brier", "calibration", "normalized_entropy", "logloss_vs_offline",
+    "auc_vs_offline",
+))
+
 
 def lanes(instance: Instance) -> list[Lane]:
     """The main lane at ``label_delay``, and one lane per distinct ``label_delay_by_model`` value.

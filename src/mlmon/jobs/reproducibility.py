@@ -12,6 +12,11 @@ from mlmon.state import JobState
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.online import fetch_reproducibility
 
+#: every metric the job emits, per (model, model_version) and window
+METRICS = tuple(f"mlmon.reproducibility.{name}" for name in (
+    "rate", "checked_count", "missing_count", "mean_abs_diff", "max_abs_diff",
+))
+
 
 def lanes(instance: Instance) -> list[Lane]:
     """One lane: every (configured) model, due ``replay_delay`` after the window end."""

@@ -22,6 +22,16 @@ from mlmon.warehouse.training import feature_kinds, fetch_feature_aggregates, fe
 
 PREFIX = "mlmon.training."
 FEATURE_PREFIX = "mlmon.training.feature."
+#: lineage metrics, per model, tagged with its latest version
+LINEAGE_METRICS = tuple(PREFIX + name for name in (
+    "rows", "valid_rows", "valid_logloss", "valid_auc", "rows_change_prev", "rows_change_30d",
+    "valid_logloss_change_prev", "valid_auc_change_prev", "model_age_hours",
+))
+#: feature metrics, per (model, feature) of the latest version; ``value_share`` also per ``value``
+FEATURE_METRICS = tuple(FEATURE_PREFIX + name for name in (
+    "null_ratio", "mean", "stddev", "distinct_count", "same_value_ratio", "psi_prev", "value_share",
+))
+METRICS = LINEAGE_METRICS + FEATURE_METRICS
 #: Datadog's limit on the length of a tag
 MAX_TAG_LENGTH = 200
 
