@@ -80,6 +80,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print how many custom-metric series each job will create; nothing is sent (no sink is built)."""
+    from mlmon.config import parse_duration
+    from mlmon.plan import format_json, format_text, plan_config
+
+    config = _load(args)
+    try:
+        lookback = None if args.lookback is None else parse_duration(args.lookback)
+    except ValueError as exc:
+        print(f"mlmon: --lookback: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    plans = plan_config(config, time.time(), lookback=lookback)
+    print(format_json(plans) if args.format == "json" else format_text(plans))
+    errors = [e for p in plans for e in p.errors]
+    for error in errors:
+        print(f"mlmon: {error}", file=sys.stderr)
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build a demo warehouse, run every job over its week, print the summary."""
     import shutil
@@ -175,6 +194,117 @@ def cmd_assets_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_assets_sync(args: argparse.Namespace) -> int:
+    """Create or update the dashboards and monitors under --root in the Datadog account (--dry-run: plan only)."""
+    from mlmon.assets import validate_assets
+    from mlmon.assets.sync import DatadogAssetsApi, SyncError, apply, desired_assets, plan, summary
+    from mlmon.logs import SecretFilter
+
+    config = _load(args)
+    scrub = SecretFilter(_secrets(config)).scrub
+    datadog = config.init_config.datadog
+    api_key, app_key = datadog.resolved_api_key(), datadog.resolved_app_key()
+    if not api_key or not app_key:
+        missing = ("API key: set init_config.datadog.api_key or DD_API_KEY" if not api_key
+                   else "application key: set init_config.datadog.app_key or DD_APP_KEY")
+        print(f"mlmon: assets sync needs a Datadog {missing}", file=sys.stderr)
+        return EXIT_USAGE
+    root = Path(args.root)
+    if not (root / "dashboards").is_dir() and not (root / "monitors").is_dir():
+        print(f"mlmon: {root}: no dashboards/ or monitors/ directory", file=sys.stderr)
+        return EXIT_USAGE
+    problems = validate_assets(root)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"mlmon: not syncing: {len(problems)} problem(s) (see mlmon assets validate)", file=sys.stderr)
+        return EXIT_FAILURE
+    assets = desired_assets(root, config.init_config.assets, str(args.config))
+    api = DatadogAssetsApi(api_key, app_key, datadog.resolved_api_host(), datadog.timeout)
+    try:
+        changes = plan(assets, api)
+        for change in changes:
+            print(scrub(change.describe()))
+        if not args.dry_run:
+            changes = apply(changes, api, lambda line: print(scrub(line)))
+    except SyncError as exc:
+        print(scrub(f"mlmon: {exc}"), file=sys.stderr)
+        return EXIT_FAILURE
+    print(summary(changes, args.dry_run))
+    return EXIT_OK
+
+
+def _parse_time(text: str) -> float:
+    """``--at``: Unix seconds or ISO-8601 (UTC when no zone is given)."""
+    import datetime as dt
+    import math
+
+    try:
+        seconds = float(text)
+    except ValueError:
+        iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+        try:
+            moment = dt.datetime.fromisoformat(iso)
+        except ValueError:
+            raise ValueError(f"--at: expected Unix seconds or an ISO-8601 time, got {text!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        seconds = moment.timestamp()
+    if not math.isfinite(seconds):
+        raise ValueError(f"--at: expected a finite time, got {text!r}")
+    return seconds
+
+
+def cmd_assets_evaluate(args: argparse.Namespace) -> int:
+    """Which shipped monitors fire on recorded metrics (a JSON Lines sink file): per group at --at, or the
+    episodes of a replay every --every."""
+    import json
+
+    from mlmon.assets import report
+    from mlmon.assets.evaluate import EvaluateError, evaluate, load_monitors, replay, unsupported
+    from mlmon.assets.recording import Recording, RecordingError
+    from mlmon.config import parse_duration
+
+    try:
+        at = None if args.at is None else _parse_time(args.at)
+        every = None if args.every is None else parse_duration(args.every)
+        if every is not None and every <= 0:
+            raise ValueError("--every must be a positive duration")
+        monitors = load_monitors(args.root)
+    except (ValueError, EvaluateError) as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        recording = Recording.load(args.metrics)
+    except RecordingError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if recording.start is None or recording.end is None:
+        print(f"mlmon: {args.metrics}: no metric points or service checks", file=sys.stderr)
+        return EXIT_FAILURE
+    at = recording.end if at is None else at
+    skipped = unsupported(monitors)
+    supported = [m for m in monitors if m.name not in skipped]
+    if every is None:
+        results = report.report_order(evaluate(supported, recording, at))
+        if args.format == "json":
+            print(json.dumps([*map(report.result_json, results), *report.unsupported_json(skipped)], indent=2))
+            return EXIT_OK
+        lines = report.format_results(results, skipped)
+        firing = sum(r.fires for r in results)
+        lines.append(f"{firing} of {len(results)} group(s) firing at {report.iso_utc(at)}")
+    else:
+        episodes = replay(supported, recording, recording.start, at, every)
+        if args.format == "json":
+            print(json.dumps([*map(report.episode_json, episodes), *report.unsupported_json(skipped)], indent=2))
+            return EXIT_OK
+        lines = report.format_episodes(episodes, skipped)
+        lines.append(f"{len(episodes)} episode(s) from {report.iso_utc(recording.start)} to "
+                     f"{report.iso_utc(at)}, evaluated every {every:g}s")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="mlmon", description=__doc__)
@@ -192,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="check config, warehouse, tables, columns, Datadog key")
     p.set_defaults(func=cmd_check)
 
+    p = sub.add_parser("plan", parents=[common],
+                       help="print how many custom-metric series each job will create, before anything is sent")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    p.add_argument("--lookback", metavar="DURATION",
+                   help="period of the window jobs, e.g. 1h or 1d (default: each job's initial_lookback)")
+    p.set_defaults(func=cmd_plan)
+
     p = sub.add_parser("demo", help="build a demo DuckDB warehouse with incidents and run mlmon over it")
     p.add_argument("--dir", default="mlmon-demo", help="where to write the warehouse and metrics (default: mlmon-demo)")
     p.add_argument("--days", type=int, default=7, help="days of demo data (default: 7)")
@@ -206,6 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=Path("."),
                    help="directory holding dashboards/, monitors/ and metadata.csv (default: .)")
     p.set_defaults(func=cmd_assets_validate)
+    p = assets.add_parser("sync", parents=[common],
+                          help="create or update the dashboards and monitors in the Datadog account (idempotent)")
+    p.add_argument("--root", type=Path, default=Path("."),
+                   help="directory holding dashboards/, monitors/ and metadata.csv (default: .)")
+    p.add_argument("--dry-run", action="store_true", help="read the account and print the plan; write nothing")
+    p.set_defaults(func=cmd_assets_sync)
+    p = assets.add_parser("evaluate", help="which shipped monitors would fire on recorded metrics (JSON Lines)")
+    p.add_argument("--metrics", type=Path, required=True, metavar="FILE",
+                   help="the JSON Lines sink's output (transport: jsonl, or mlmon demo's metrics.jsonl)")
+    p.add_argument("--root", type=Path, default=Path("."), help="directory holding monitors/ (default: .)")
+    p.add_argument("--at", metavar="TIME",
+                   help="evaluation time: Unix seconds or ISO-8601, UTC when no zone (default: the file's last point)")
+    p.add_argument("--every", metavar="DURATION",
+                   help="replay from the file's first point to --at every DURATION (e.g. 10m) and list the episodes")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    p.set_defaults(func=cmd_assets_evaluate)
     return parser
 
 
