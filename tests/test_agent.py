@@ -176,3 +176,16 @@ def test_available_check_recorded_per_window_at_its_end(duckdb_warehouse, tmp_pa
     expected = [(w.end, CheckStatus.OK if w.end in (a, b) else CheckStatus.CRITICAL)
                 for w in windows if w.end >= a]
     assert const == expected
+
+
+@pytest.mark.parametrize(("min_rows", "sent"), [(400, True), (401, False)])
+def test_drift_needs_min_rows_on_both_sides(duckdb_warehouse, tmp_path, min_rows, sent) -> None:
+    """PSI and KS are sent only when the window (500 rows) and its reference (400) reach drift_min_rows."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sink = RecordingSink()
+    Agent(make_config(duckdb_warehouse, tmp_path, drift_min_rows=min_rows), sink, clock=lambda: NOW).run_once()
+    last = sc.window_ends[-1]
+    for name in ("mlmon.prediction.psi", "mlmon.prediction.ks_statistic"):
+        found = [s for s in sink.metrics(name, ["model:ctr_a"]) if s.timestamp == last]
+        assert len(found) == int(sent), name

@@ -54,7 +54,7 @@ def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
     config = parse_config({
         "init_config": {"env": "test", "state_dir": str(tmp_path / "state")},
         "instances": [{"name": "ads", "warehouse": duckdb_warehouse.config(),
-                       "jobs": {"predictions": {"initial_lookback": "1h"}}}],
+                       "jobs": {"predictions": {"initial_lookback": "1h", "drift_min_rows": 1}}}],
     })
     sink = RecordingSink()
     Agent(config, sink, clock=lambda: now).run_once()

@@ -255,6 +255,9 @@ class PredictionsJob(_WindowJob):
     window: Duration = Field(default=600, ge=60)
     lateness: Duration = Field(default=300, ge=0)
     drift_reference: Duration = Field(default=86400, gt=0)
+    #: PSI and KS are sent only when the window and its reference both hold this many valid rows:
+    #: PSI's noise floor is about 9 * (1/n_ref + 1/n_cur), 0.06 at 300 rows, near the alert threshold below
+    drift_min_rows: int = Field(default=300, ge=0)
     timestamp_policy: TimestampPolicy = "window_end"
     max_windows_per_query: int = Field(default=36, ge=1, le=10_000)
 

@@ -36,7 +36,8 @@ multiply by 1.
   window jobs (a job skipped for a missing default-named table sends the six only).
 
 The counts are exact for what the data's shape decides and upper bounds where a value can still
-be undefined (a one-class window has no AUC, a window without a day-earlier twin no PSI, NULL
+be undefined (a one-class window has no AUC, a window without a day-earlier twin or with fewer
+than ``drift_min_rows`` rows no PSI, NULL
 columns drop their metric, two values sanitized to the same ``value`` tag share a series).
 Service checks (``mlmon.warehouse.can_connect``, ``mlmon.predictions.available``) are listed apart:
 Datadog does not bill them as custom metrics.

@@ -111,7 +111,7 @@ def compute(
                 **stats.quantiles,
             }
             ref = reference(key.model, window.index)
-            if ref is not None:
+            if ref is not None and min(ref.total, agg.histogram.total) >= job.drift_min_rows:
                 values["psi"] = psi(ref, agg.histogram)
                 values["ks_statistic"] = ks_statistic(ref, agg.histogram)
             for name, value in values.items():
