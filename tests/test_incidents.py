@@ -1,0 +1,178 @@
+"""The incident suite: the agent runs over a warehouse per incident, then the shipped monitors are evaluated
+on what it wrote. Each incident fires exactly its monitor(s) for the right model, and the healthy
+baseline fires nothing.
+
+Every warehouse is the same healthy 30 hours of traffic (same seed, so the same rows) with one
+incident planted, evaluated at a fixed afternoon time so the result is deterministic. Some incidents
+rightly fire a second monitor; each such consequence is listed with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlmon.assets.evaluate import Status, evaluate, load_monitors
+from mlmon.assets.recording import Recording
+from mlmon.config import parse_config
+from mlmon.runner import Agent
+from mlmon.scenarios import DAY, HOUR, Incident, build_frames, write_duckdb
+from mlmon.sinks.jsonl import JsonlSink
+
+ROOT = Path(__file__).resolve().parents[1]
+#: evaluation time: a weekday afternoon (busy traffic), 3 minutes past a window boundary
+END = dt.datetime(2026, 11, 20, 14, 3, tzinfo=dt.timezone.utc).timestamp()
+INSTANCE = "incidents"
+
+
+@dataclass(frozen=True)
+class Case:
+    """Incidents to plant, the monitors expected to fire as ``(monitor, group)`` (and to warn: ``warns``),
+    and how the agent runs.
+
+    ``agent_runs`` are the agent's clocks, as seconds before ``END``; ``warehouse_lost`` removes the
+    warehouse before the last run.
+    """
+
+    incidents: tuple[Incident, ...]
+    fires: frozenset[tuple[str, tuple[tuple[str, str], ...]]]
+    agent_runs: tuple[float, ...] = (0.0,)
+    warehouse_lost: bool = False
+    warns: frozenset[tuple[str, tuple[tuple[str, str], ...]]] = frozenset()
+
+
+def model(name: str) -> tuple[tuple[str, str], ...]:
+    return (("model", name),)
+
+
+CASES = {
+    "healthy": Case((), frozenset()),
+    "offline_regression": Case(
+        (Incident("offline_regression", "cvr_app"),),
+        frozenset({("offline_quality_regression", model("cvr_app"))}),
+    ),
+    # a sudden 40 % drop is also a drop vs 30 days ago
+    "training_rows_drop": Case(
+        (Incident("rows_drop", "ctr_video"),),
+        frozenset({("training_rows_drop_prev", model("ctr_video")), ("training_rows_drop_30d", model("ctr_video"))}),
+    ),
+    # -1.5 % a version: under every version-to-version threshold, -36 % over 30 days
+    "training_rows_shrink": Case(
+        (Incident("rows_shrink", "ctr_video"),),
+        frozenset({("training_rows_drop_30d", model("ctr_video"))}),
+    ),
+    # outcomes moved, predictions did not: only the label-based monitor can see it
+    "online_quality_degraded": Case(
+        (Incident("concept_shift", "ctr_banner", since=6 * HOUR),),
+        frozenset({("online_quality_degraded", model("ctr_banner"))}),
+    ),
+    "predictions_unavailable": Case(
+        (Incident("unavailable", "ctr_video", since=45 * 60),),
+        frozenset({("predictions_unavailable", model("ctr_video"))}),
+    ),
+    # the outcomes did not follow the shift: once labels mature the model over-predicts (calibration
+    # about 3x), which costs little logloss at a 2 % base rate: the logloss monitor only warns
+    "predictions_shifted": Case(
+        (Incident("shifted", "ctr_banner", since=6 * HOUR),),
+        frozenset({("predictions_shifted", model("ctr_banner")), ("online_miscalibrated", model("ctr_banner"))}),
+        warns=frozenset({("online_quality_degraded", model("ctr_banner"))}),
+    ),
+    # a point mass is also a shifted distribution (PSI vs yesterday)
+    "same_value_ratio_high": Case(
+        (Incident("stuck", "cvr_app", since=3 * HOUR),),
+        frozenset({("same_value_ratio_high", model("cvr_app")), ("predictions_shifted", model("cvr_app"))}),
+    ),
+    "reproducibility_low": Case(
+        (Incident("replays_differ", "cvr_app", since=DAY),),
+        frozenset({("reproducibility_low", model("cvr_app"))}),
+    ),
+    "model_stale": Case(
+        (Incident("stale", "ctr_video", since=3 * DAY),),
+        frozenset({("model_stale", model("ctr_video"))}),
+    ),
+    "feature_collapsed": Case(
+        (Incident("feature_collapsed", "ctr_banner"),),
+        frozenset({("feature_collapsed", (("model", "ctr_banner"), ("feature", "bid_floor")))}),
+    ),
+    # the agent last ran two hours ago: no data from it since
+    "agent_down": Case((), frozenset({("agent_not_reporting", (("instance", INSTANCE),))}), agent_runs=(2 * HOUR,)),
+    # the agent runs but cannot read the warehouse: its lag grows past the threshold
+    "agent_stuck": Case(
+        (), frozenset({("agent_not_reporting", (("instance", INSTANCE),))}), agent_runs=(3 * HOUR, 0.0),
+        warehouse_lost=True,
+    ),
+}
+
+
+def suite_config(warehouse: Path, state: Path) -> dict:
+    return {
+        "init_config": {"env": "test", "state_dir": str(state), "datadog": {"transport": "jsonl"}},
+        "instances": [{
+            "name": INSTANCE,
+            "warehouse": {"engine": "duckdb", "path": str(warehouse)},
+            "tags": ["team:ads"],
+            "jobs": {
+                "predictions": {"initial_lookback": "3h"},
+                "quality": {"initial_lookback": "4h", "label_delay": "1h", "label_delay_by_model": {"cvr_app": "1d"}},
+                "reproducibility": {"initial_lookback": "4h"},
+                "training": {"features": ["age", "device", "bid_floor"]},
+            },
+        }],
+    }
+
+
+def run_case(case: Case, directory: Path) -> Path:
+    """Build the warehouse, run the agent at each clock into a JSON Lines file, return the file."""
+    warehouse, jsonl = directory / "warehouse.duckdb", directory / "metrics.jsonl"
+    write_duckdb(warehouse, build_frames(END, case.incidents, hours=30))
+    config = parse_config(suite_config(warehouse, directory / "state"))
+    for i, before in enumerate(case.agent_runs):
+        if case.warehouse_lost and i == len(case.agent_runs) - 1:
+            warehouse.unlink()
+        Agent(config, JsonlSink(jsonl), clock=lambda before=before: END - before).run_once()
+    return jsonl
+
+
+@pytest.fixture(scope="module")
+def monitors():
+    return load_monitors(ROOT)
+
+
+def test_every_shipped_monitor_has_an_incident() -> None:
+    """The suite covers each monitor in monitors/ with at least one incident that fires it."""
+    covered = {name for case in CASES.values() for name, _ in case.fires}
+    shipped = {p.stem for p in (ROOT / "monitors").glob("*.json")}
+    assert covered == shipped, sorted(shipped ^ covered)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_incident_fires_its_monitor_and_nothing_else(name: str, tmp_path: Path, monitors) -> None:
+    """At END, the monitors that fire are exactly the ones the incident is for, on the right group."""
+    case = CASES[name]
+    results = evaluate(monitors, Recording.load(run_case(case, tmp_path)), at=END)
+    fired = {(r.monitor, r.group) for r in results if r.fires}
+    assert fired == case.fires, "\n".join(f"{r.monitor} {r.group} {r.status} {r.value}" for r in results if r.fires)
+    # warnings notify too: only where the case expects them
+    warned = {(r.monitor, r.group) for r in results if r.status is Status.WARN}
+    assert warned <= case.fires | case.warns, sorted(warned - case.fires - case.warns)
+    # and the healthy models were evaluated, not silently absent
+    evaluated = {r.monitor for r in results}
+    if not case.warehouse_lost and case.agent_runs == (0.0,):
+        assert evaluated == {p.stem for p in (ROOT / "monitors").glob("*.json")}
+
+
+def test_scenarios_differ_only_where_the_incident_is() -> None:
+    """Same seed, one incident: the other models' rows are identical, and the incident model's too outside it."""
+    healthy = build_frames(END, (), hours=2)
+    gap = Incident("unavailable", "ctr_video", since=30 * 60)
+    planted = build_frames(END, (gap,), hours=2)
+    for table in ("training_runs", "training_features"):
+        assert healthy[table].equals(planted[table]), table
+    before, after = healthy["predictions"], planted["predictions"]
+    ts = before["ts"].astype("int64").to_numpy() / 1e9
+    inside = (before["model"] == "ctr_video").to_numpy() & gap.mask(ts, END)
+    assert inside.sum() > 0
+    assert before[~inside].reset_index(drop=True).equals(after.reset_index(drop=True))
