@@ -303,6 +303,14 @@ def test_replay_worst_value_is_the_lowest_for_less_than() -> None:
         Episode("repro", (("model", "a"),), Status.ALERT, T0 + 600, T0 + 1800, 0.5)]
 
 
+def test_replay_evaluates_at_the_end_off_the_step_grid() -> None:
+    """A snapshot sent after the last step (training metrics at run time) is still evaluated, at ``end``."""
+    end = T0 + 1800 + 163
+    recording = Recording.from_lines([series("age", [(end, 72.0)], "model:a")])
+    m = monitor("max(last_2h):max:age{*} by {model} > 48", name="stale")
+    assert replay([m], recording, T0, end, 600) == [Episode("stale", (("model", "a"),), Status.ALERT, end, end, 72.0)]
+
+
 def test_replay_step_must_be_positive() -> None:
     """A zero step is refused rather than looping forever."""
     with pytest.raises(ValueError, match="step must be positive"):

@@ -177,13 +177,16 @@ def evaluate(monitors: Iterable[ShippedMonitor], recording: Recording, at: float
 def replay(
     monitors: Iterable[ShippedMonitor], recording: Recording, start: float, end: float, step: float
 ) -> list[Episode]:
-    """Evaluate at ``start``, ``start + step``, ... up to ``end`` and return the episodes, ordered by
-    ``first``, monitor and group. An episode still open at ``end`` ends there."""
+    """Evaluate at ``start``, ``start + step``, ... and at ``end`` itself (a snapshot sent at the last
+    moment is seen), and return the episodes, ordered by ``first``, monitor and group. An episode
+    still open at ``end`` ends there."""
     if not step > 0:
         raise ValueError(f"step must be positive, got {step!r}")
     bound = [_bind(_plan(monitor), recording) for monitor in monitors]
     count = max(0, math.floor((end - start) / step + 1e-9) + 1)
     times = [start + i * step for i in range(count)]
+    if end >= start and (not times or times[-1] < end):
+        times.append(end)
     episodes: list[Episode] = []
     for monitor in bound:
         worse = min if monitor.comparator in ("<", "<=") else max
