@@ -35,6 +35,17 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     assert "FEATURE bid_floor STUCK" in training["ctr_banner"]
     assert "DROPPED" not in training["ctr_banner"] + training["cvr_app"]  # no false alarms
     assert "REGRESSION" not in training["ctr_banner"] + training["ctr_video"]
+    # the shipped monitors, replayed over the demo, fire on each planted incident and nowhere else
+    monitors = next(s for s in sections if s.startswith("Monitors that would have fired"))
+    fired = {tuple(line.split()[:2]) for line in monitors.splitlines()[2:-1]}
+    # the shift's logloss cost sits near the threshold (1.2-1.3x): it may alert or only warn
+    assert fired - {("online_quality_degraded", "model:ctr_banner")} == {
+        ("same_value_ratio_high", "model:cvr_app"), ("predictions_shifted", "model:cvr_app"),  # stuck, and a day later
+        ("predictions_unavailable", "model:ctr_video"), ("reproducibility_low", "model:cvr_app"),
+        ("predictions_shifted", "model:ctr_banner"), ("online_miscalibrated", "model:ctr_banner"),
+        ("feature_collapsed", "model:ctr_banner,feature:bid_floor"), ("offline_quality_regression", "model:cvr_app"),
+        ("training_rows_drop_prev", "model:ctr_video"), ("training_rows_drop_30d", "model:ctr_video"),
+    }
     metrics = (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()
     series = [json.loads(line) for line in metrics if '"metric"' in line]
     assert {"metric", "type", "points", "tags"} == set(series[0])

@@ -165,6 +165,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     training = by_job["training"].snapshot if "training" in by_job else []
     print(demo.format_training(demo.summarise_training(training)))
     print()
+    if not args.send:
+        print(_demo_monitors(jsonl))
+        print()
     for r in reports:
         where = "sent to Datadog" if args.send else f"written to {jsonl}"
         print(f"job {r.job}: {r.windows_processed} window(s), {r.points_sent:,} points {where}, "
@@ -173,6 +176,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for message in r.messages:
             print(f"  error: {message}")
     return EXIT_FAILURE if any(r.errors for r in reports) else EXIT_OK
+
+
+def _demo_monitors(jsonl: Path) -> str:
+    """The shipped monitors replayed every 10 minutes over the demo's metrics: what would have fired."""
+    from mlmon.assets import report
+    from mlmon.assets.evaluate import evaluate, load_monitors, replay
+    from mlmon.assets.recording import Recording
+    from mlmon.assets.validate import shipped_root
+
+    root = shipped_root()
+    if root is None:
+        return "Monitors: monitors/ not found (run from a source checkout to see which would fire)"
+    recording = Recording.load(jsonl)
+    if recording.start is None or recording.end is None:
+        return "Monitors: no metrics recorded"
+    monitors = load_monitors(root)
+    episodes = [e for e in replay(monitors, recording, recording.start, recording.end, 600)
+                if e.status is not report.Status.WARN]
+    lines = [f"Monitors that would have fired over the demo ({len(monitors)} shipped monitors replayed every "
+             f"10 minutes; `mlmon assets evaluate --metrics {jsonl} --every 10m` for warnings too)",
+             "monitor / group / status / first / last evaluation / worst value"]
+    lines += report.format_episodes(episodes) or ["none"]
+    firing = sorted({(r.monitor, r.group_name) for r in evaluate(monitors, recording, recording.end) if r.fires})
+    lines.append(f"firing at the end: {', '.join(f'{m} ({g})' for m, g in firing) or 'none'}")
+    return "\n".join(lines)
 
 
 def cmd_assets_validate(args: argparse.Namespace) -> int:

@@ -42,6 +42,15 @@ WRAPPER_KEYS: Mapping[str, tuple[type, str]] = {
 }
 
 
+def shipped_root() -> Path | None:
+    """Where the shipped ``monitors/`` and ``metadata.csv`` are: the working directory when it holds
+    them, else the source checkout mlmon runs from (an editable install); None when neither does."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (root / "monitors").is_dir() and (root / CATALOGUE).is_file():
+            return root
+    return None
+
+
 def asset_files(root: Path) -> list[Path]:
     """The dashboards and monitors under ``root``, in a stable order."""
     return sorted(path for folder in ASSET_DIRS for path in (root / folder).glob("*.json"))
