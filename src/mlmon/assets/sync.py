@@ -217,16 +217,9 @@ class DatadogAssetsApi:
         return f"DatadogAssetsApi(api_host={self._api_host!r})"
 
     def _configure(self) -> None:
-        from datadog import api
+        from mlmon.sinks.datadog_api import configure_client
 
-        api._api_key = self._api_key
-        api._application_key = self._app_key
-        api._api_host = self._api_host
-        api._host_name = ""
-        api._timeout = self._timeout  # type: ignore[assignment]
-        api._max_retries = 0
-        api._mute = False
-        api._return_raw_response = True
+        configure_client(self._api_key, self._app_key, self._api_host, self._timeout)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: str) -> Any:
         """One request; raises :class:`SyncError` with the status unless Datadog answered 2xx without errors."""

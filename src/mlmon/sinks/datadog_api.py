@@ -53,6 +53,21 @@ def chunk_series(series: list[dict[str, Any]], max_bytes: int) -> list[list[dict
     return chunks
 
 
+def configure_client(api_key: str, app_key: str | None, api_host: str, timeout: float) -> None:
+    """Point the ``datadog`` package's process-global API client at ``api_host``: no host name, no
+    retries of its own (callers retry, bounded and logged), raw responses so statuses can be read."""
+    from datadog import api
+
+    api._api_key = api_key
+    api._application_key = app_key
+    api._api_host = api_host
+    api._host_name = ""
+    api._timeout = timeout  # type: ignore[assignment]
+    api._max_retries = 0
+    api._mute = False
+    api._return_raw_response = True
+
+
 class DatadogApiSink:
     """Submits through ``datadog.api``; configure one per process (the client's settings are global)."""
 
@@ -85,16 +100,7 @@ class DatadogApiSink:
         return f"DatadogApiSink(api_host={self._api_host!r})"
 
     def _configure(self) -> None:
-        from datadog import api
-
-        api._api_key = self._api_key
-        api._application_key = self._app_key
-        api._api_host = self._api_host
-        api._host_name = ""
-        api._timeout = self._timeout  # type: ignore[assignment]
-        api._max_retries = 0  # retries are ours, so that they are bounded and logged
-        api._mute = False
-        api._return_raw_response = True
+        configure_client(self._api_key, self._app_key, self._api_host, self._timeout)
 
     def _post_once(self, path: str, body: dict[str, Any]) -> None:
         from datadog.api.api_client import APIClient
