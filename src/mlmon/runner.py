@@ -227,6 +227,14 @@ class Agent:
         ]
         if not any(windows for _, windows in plan):
             return
+        # a lane's first run fixes where it starts, so that windows a failed first run could not
+        # deliver are still due on the next run (not re-based on the next run's initial lookback)
+        new_lanes = [(lane, windows) for lane, windows in plan if windows and state.lane_watermark(lane.key) is None]
+        for lane, windows in new_lanes:
+            state.advance(lane.key, windows[0].start)
+        if new_lanes:
+            self.store.save(instance.name, job, state)
+            report.watermark = state.oldest_watermark()
         engine = self._open(instance, report, checks, base_tags)
         if engine is None:
             return

@@ -20,7 +20,9 @@ class LockError(Exception):
 class JobState:
     """What a job remembers between runs.
 
-    ``watermark`` is the end (Unix seconds) of the last window the sink accepted. ``models`` maps a
+    ``watermark`` is the end (Unix seconds) of the last window the sink accepted; a job's first run sets
+    it to the start of its first window (``initial_lookback``), before anything is sent, so that
+    windows a failed first run could not deliver are still due later. ``models`` maps a
     model name to ``{"last_seen": <window end>, "version": <last version>}`` so that a model that
     stops serving is still expected (and reported with ``count`` 0) for a day. ``lanes`` holds the
     watermarks of models with a delay of their own (``quality``'s ``label_delay_by_model``).

@@ -2,7 +2,8 @@
 
 It answers ``/api/v1/series``, ``/api/v1/check_run`` and ``/api/v1/validate`` like Datadog, and can
 be told to answer the next requests with failures (status, ``Retry-After``, a delay past the client's
-timeout, or a dropped connection) to test retries and pending windows.
+timeout) or to be down until told to recover, to test retries and pending windows. ``port`` binds a
+fixed port, so that a test can start the intake where a client first found nothing listening.
 
 It also keeps a small account: ``/api/v1/monitor`` (list with the ``monitor_tags`` and ``name``
 filters, create, get, update) and ``/api/v1/dashboard`` (list of summaries, create, get, replace),
@@ -58,10 +59,13 @@ class IntakeServer:
     """Start with ``with IntakeServer() as intake:``; point the client at ``intake.url``."""
 
     def __init__(
-        self, valid_keys: tuple[str, ...] | None = None, valid_app_keys: tuple[str, ...] | None = None
+        self, valid_keys: tuple[str, ...] | None = None, valid_app_keys: tuple[str, ...] | None = None,
+        port: int = 0,
     ) -> None:
         self.requests: list[Request] = []
         self.replies: deque[tuple[Reply, str | None, str | None]] = deque()
+        #: while set, every request gets this answer (an outage); see :meth:`go_down`
+        self.outage: Reply | None = None
         self.valid_keys = valid_keys
         #: with valid_keys set, monitor and dashboard calls need one of these (any, when None)
         self.valid_app_keys = valid_app_keys
@@ -124,7 +128,7 @@ class IntakeServer:
             do_GET = _handle
             do_PUT = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -157,8 +161,21 @@ class IntakeServer:
         with self._lock:
             self.replies.extend((reply, method, path) for reply in replies)
 
+    def go_down(self, reply: Reply) -> None:
+        """Answer every request with ``reply`` until :meth:`recover`."""
+        with self._lock:
+            self.outage = reply
+
+    def recover(self) -> None:
+        """End an outage and forget any scripted replies not used yet."""
+        with self._lock:
+            self.outage = None
+            self.replies.clear()
+
     def _scripted(self, method: str, path: str) -> Reply | None:
         with self._lock:
+            if self.outage is not None:
+                return self.outage
             for entry in self.replies:
                 reply, want_method, want_path = entry
                 if (want_method in (None, method)) and (want_path is None or path.endswith(want_path)):
