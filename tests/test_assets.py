@@ -108,7 +108,7 @@ def _formula_request(query: str) -> list[dict]:
         (lambda d, m: m["definition"].update(
             type="service check", options={}, query='"mlmon.warehouse.up".over("*").last(2).count_by_status()'),
          f"{MONITOR_FILE}: $.definition.query: unknown service check 'mlmon.warehouse.up': "
-         "mlmon sends mlmon.predictions.available, mlmon.warehouse.can_connect"),
+         "mlmon sends mlmon.job.can_run, mlmon.predictions.available, mlmon.warehouse.can_connect"),
         (lambda d, m: m.pop("title"), f"{MONITOR_FILE}: $: missing required key 'title'"),
         (lambda d, m: m.update(version="1"), f"{MONITOR_FILE}: $.version: expected an integer, got a string"),
         (lambda d, m: m["definition"].pop("query"), f"{MONITOR_FILE}: $.definition: missing required key 'query'"),

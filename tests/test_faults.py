@@ -253,6 +253,9 @@ def test_flaky_intake_over_several_runs(warehouse, tmp_path, clean) -> None:
             clock[0] = END + run
             agent.run_once()
             intake.recover()
+        assert any(r.status == 503 for r in intake.requests)
+        marks, starts = watermarks(state), first_starts(clean)
+        assert any(marks[job] > starts[job] for job in WINDOW_JOBS)  # some windows got through ...
         clock[0] = END + 60
         assert_recovered(clean, [intake], agent.run_once())
 

@@ -85,15 +85,19 @@ def test_plan_equals_the_series_an_agent_run_emits(warehouse, tmp_path) -> None:
 
 
 def test_service_checks_are_listed_apart(warehouse, tmp_path) -> None:
-    """Availability checks per expected model and can_connect per instance are counted, not in the totals."""
+    """Availability checks per expected model, can_connect per instance and can_run per job are counted, not in
+    the totals."""
     write_drift_and_silence(warehouse, NOW)
     config = make_config(warehouse, tmp_path, LOOKBACKS)
     (plan,) = plan_config(config, NOW)
     sink = RecordingSink()
     Agent(config, sink, clock=lambda: NOW, store=StateStore(tmp_path / "agent")).run_once()
     sent = Counter(name for name, _ in {(c.name, c.tags) for c in sink.checks})
-    counted = Counter({c.name: c.series for c in [*plan.checks, *(c for j in plan.jobs for c in j.checks)]})
-    assert counted == sent == Counter({"mlmon.predictions.available": 3, "mlmon.warehouse.can_connect": 1})
+    counted: Counter[str] = Counter()
+    for c in [*plan.checks, *(c for j in plan.jobs for c in j.checks)]:
+        counted[c.name] += c.series
+    assert counted == sent == Counter({"mlmon.predictions.available": 3, "mlmon.warehouse.can_connect": 1,
+                                       "mlmon.job.can_run": 4})
     assert all(not m.name.startswith("mlmon.predictions.available") for j in plan.jobs for m in j.metrics)
 
 
@@ -208,7 +212,8 @@ def test_cli_prints_totals_per_job_and_overall(duckdb_warehouse, tmp_path, capsy
     assert job_totals == [sum(reference[j].values()) for j in ("predictions", "quality", "reproducibility", "training")]
     assert f"total: {sum(job_totals):,} custom-metric series in 1 instance(s)" in out
     assert "env, team, model, model_version" in out  # static tags shown as keys, each once
-    assert "3 service-check series, not billed as custom metrics" in out
+    # predictions.available for ctr and cvr, can_connect, can_run for each of the four jobs
+    assert "7 service-check series, not billed as custom metrics" in out
 
 
 def test_json_output_parses_and_adds_up(duckdb_warehouse, tmp_path, capsys, frozen_clock) -> None:

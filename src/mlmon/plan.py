@@ -39,8 +39,8 @@ The counts are exact for what the data's shape decides and upper bounds where a 
 be undefined (a one-class window has no AUC, a window without a day-earlier twin or with fewer
 than ``drift_min_rows`` rows no PSI, NULL
 columns drop their metric, two values sanitized to the same ``value`` tag share a series).
-Service checks (``mlmon.warehouse.can_connect``, ``mlmon.predictions.available``) are listed apart:
-Datadog does not bill them as custom metrics.
+Service checks (``mlmon.warehouse.can_connect``, ``mlmon.job.can_run``, ``mlmon.predictions.available``) are
+listed apart: Datadog does not bill them as custom metrics.
 
 A job whose table is not configured, or left at its default name and absent, is skipped, as
 ``mlmon run`` does. An unreachable warehouse or a failing statement (a table named in the config
@@ -63,7 +63,7 @@ from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
 from mlmon.jobs.windows import Window, due_windows, iso
-from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_TABLES, JOBS
+from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_CHECK, JOB_TABLES, JOBS
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
 from mlmon.warehouse.plan import VersionSeen, fetch_feature_counts, fetch_pairs
 from mlmon.warehouse.sql import exists_query
@@ -376,7 +376,10 @@ def plan_instance(
                     engine = engine_factory(instance.warehouse)
                 except WarehouseError as exc:
                     unreachable = f"instance {instance.name}: {exc}"
-            plan.jobs.append(_plan_job(engine, unreachable, instance, job, now, lookback, base))
+            job_plan = _plan_job(engine, unreachable, instance, job, now, lookback, base)
+            if engine is not None and job_plan.status != "skipped":
+                job_plan.checks.append(SeriesCount(JOB_CHECK, tag_keys(base, "instance", "job"), 1))
+            plan.jobs.append(job_plan)
     finally:
         if engine is not None:
             engine.close()

@@ -1,7 +1,9 @@
 """The agent: for each instance and job, plan due windows, query, compute, stamp, submit, advance.
 
-Failures stay where they happen: a warehouse or query error ends that job's run with a CRITICAL
-service check and an error count; a sink failure leaves the window pending for the next run. The
+Failures stay where they happen: a warehouse error ends that job's run with ``can_connect`` CRITICAL,
+a query error with ``mlmon.job.can_run`` CRITICAL (and ``predictions.available`` for the predictions
+job's models), both naming what failed, plus an error count; a sink failure leaves the window pending
+for the next run. The
 watermark of a (instance, job) advances only after the sink accepted every point of a window.
 """
 
@@ -28,6 +30,8 @@ from mlmon.warehouse.sql import exists_query
 log = logging.getLogger("mlmon.runner")
 
 CAN_CONNECT_CHECK = "mlmon.warehouse.can_connect"
+#: per (instance, job): OK when the job's queries ran, CRITICAL naming the table(s) when one failed
+JOB_CHECK = "mlmon.job.can_run"
 #: the agent's own metrics, per (instance, job); ``lag_seconds`` once the job has a watermark
 AGENT_METRICS = (
     "mlmon.agent.run.duration_seconds", "mlmon.agent.run.errors", "mlmon.agent.windows_processed",
@@ -213,6 +217,14 @@ class Agent:
         tags = make_tags(base_tags, f"instance:{instance.name}")
         checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, tags, self.clock()))
 
+    def _job_status(
+        self, instance: Instance, job: str, checks: list[ServiceCheck], base_tags: Sequence[str], message: str = ""
+    ) -> None:
+        """``mlmon.job.can_run``: CRITICAL with ``message`` when a query of the job failed, else OK."""
+        tags = make_tags(base_tags, f"instance:{instance.name}", f"job:{job}")
+        status = CheckStatus.CRITICAL if message else CheckStatus.OK
+        checks.append(ServiceCheck(JOB_CHECK, status, tags, self.clock(), message))
+
     def _run_windowed(
         self, instance: Instance, job: str, report: JobReport, checks: list[ServiceCheck], base_tags: Sequence[str]
     ) -> None:
@@ -227,6 +239,10 @@ class Agent:
         ]
         if not any(windows for _, windows in plan):
             return
+        engine = self._open(instance, report, checks, base_tags)
+        if engine is not None and not self._default_tables_exist(engine, instance, job):
+            engine.close()
+            return
         # a lane's first run fixes where it starts, so that windows a failed first run could not
         # deliver are still due on the next run (not re-based on the next run's initial lookback)
         new_lanes = [(lane, windows) for lane, windows in plan if windows and state.lane_watermark(lane.key) is None]
@@ -235,14 +251,12 @@ class Agent:
         if new_lanes:
             self.store.save(instance.name, job, state)
             report.watermark = state.oldest_watermark()
-        engine = self._open(instance, report, checks, base_tags)
         if engine is None:
-            return
-        if not self._default_tables_exist(engine, instance, job):
-            engine.close()
             return
         names = [str(getattr(instance.tables, t)) for t in JOB_TABLES[job]]
         tables = f"table {names[0]}" if len(names) == 1 else f"tables {', '.join(names)}"
+        failure = ""
+        queried = False
         try:
             for lane, windows in plan:
                 for i in range(0, len(windows), cfg.max_windows_per_query):
@@ -259,7 +273,9 @@ class Agent:
                         _record_error(report, message)
                         self._connected(instance, checks, base_tags)
                         checks.extend(module.failure_checks(instance, state, base_tags, message, self.clock()))
+                        failure = failure or message
                         break  # this lane stays pending; the next lane may read other models
+                    queried = True
                     report.rows_fetched += batch.rows_fetched
                     for problem in batch.problems:
                         _record_error(report, problem)
@@ -269,6 +285,8 @@ class Agent:
         finally:
             report.watermark = state.oldest_watermark()
             engine.close()
+            if failure or queried:
+                self._job_status(instance, job, checks, base_tags, failure)
 
     def _run_training(
         self, instance: Instance, report: JobReport, checks: list[ServiceCheck], base_tags: Sequence[str]
@@ -285,13 +303,19 @@ class Agent:
             self._unreachable(instance, exc, report, checks, base_tags)
             return
         except QueryError as exc:
-            table = instance.tables.training_runs
-            _record_error(report, f"instance {instance.name}, job training, table {table}: {exc}")
+            read = [instance.tables.training_runs]
+            if instance.jobs.training.features:
+                read.append(instance.tables.training_features)
+            tables = ", ".join(str(t) for t in read if t)
+            message = f"instance {instance.name}, job training, table {tables}: {exc}"
+            _record_error(report, message)
             self._connected(instance, checks, base_tags)
+            self._job_status(instance, "training", checks, base_tags, message)
             return
         finally:
             engine.close()
         self._connected(instance, checks, base_tags)
+        self._job_status(instance, "training", checks, base_tags)
         report.rows_fetched += snapshot.rows_fetched
         for problem in snapshot.problems:
             _record_error(report, problem)

@@ -31,7 +31,7 @@ METRIC_PREFIX = "mlmon."
 CATALOGUE = "metadata.csv"
 ASSET_DIRS = ("dashboards", "monitors")
 #: the service checks the agent sends (the catalogue of metrics is metadata.csv)
-SERVICE_CHECKS = frozenset({"mlmon.warehouse.can_connect", "mlmon.predictions.available"})
+SERVICE_CHECKS = frozenset({"mlmon.warehouse.can_connect", "mlmon.job.can_run", "mlmon.predictions.available"})
 #: the recommended-monitor wrapper: key -> (JSON type, how a message names it)
 WRAPPER_KEYS: Mapping[str, tuple[type, str]] = {
     "version": (int, "an integer"),
