@@ -277,8 +277,9 @@ class Agent:
                         break  # this lane stays pending; the next lane may read other models
                     queried = True
                     report.rows_fetched += batch.rows_fetched
-                    for problem in batch.problems:
+                    for problem in batch.problems:  # a part failed (e.g. the offline metrics' table)
                         _record_error(report, problem)
+                        failure = failure or problem
                     self._connected(instance, checks, base_tags)
                     if not self._deliver(instance, job, cfg.timestamp_policy, batch.outputs, lane, state, report):
                         break
@@ -315,7 +316,8 @@ class Agent:
         finally:
             engine.close()
         self._connected(instance, checks, base_tags)
-        self._job_status(instance, "training", checks, base_tags)
+        # a failed part (the feature breakdown) fails the check; what could be read is still sent
+        self._job_status(instance, "training", checks, base_tags, snapshot.problems[0] if snapshot.problems else "")
         report.rows_fetched += snapshot.rows_fetched
         for problem in snapshot.problems:
             _record_error(report, problem)

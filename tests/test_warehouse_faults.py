@@ -1,0 +1,298 @@
+"""Warehouse faults: a missing DuckDB file, a PostgreSQL server refusing connections, a missing table, a
+missing column, a failing query. Each gives the right service check with a message naming what failed,
+the other jobs and instances still deliver, and the next run, on the same agent, recovers every window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from tests.scenarios import known_answers
+
+from mlmon.config import parse_config
+from mlmon.runner import Agent, JobReport
+from mlmon.samples import CheckStatus
+from mlmon.scenarios import build_frames, write_duckdb
+from mlmon.testing import RecordingSink
+
+END = 1_795_183_380.0  # 2026-11-20 14:03 UTC
+JOBS = ("predictions", "quality", "reproducibility", "training")
+PREFIX = {"predictions": "mlmon.prediction.", "quality": "mlmon.online.",
+          "reproducibility": "mlmon.reproducibility.", "training": "mlmon.training."}
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("warehouse") / "healthy.duckdb"
+    write_duckdb(path, build_frames(END, hours=30))
+    return path
+
+
+def instance(name: str, path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "warehouse": {"engine": "duckdb", "path": str(path)},
+        "jobs": {
+            "predictions": {"initial_lookback": "2h"},
+            "quality": {"initial_lookback": "3h", "label_delay": "1h"},
+            "reproducibility": {"initial_lookback": "3h"},
+            "training": {"features": ["age", "device", "bid_floor"]},
+        },
+        **extra,
+    }
+
+
+def agent(state: Path, *instances: dict[str, Any]) -> tuple[Agent, RecordingSink, list[float]]:
+    config = parse_config({"init_config": {"env": "test", "state_dir": str(state)}, "instances": list(instances)})
+    sink, clock = RecordingSink(), [END]
+    return Agent(config, sink, clock=lambda: clock[0]), sink, clock
+
+
+def window_points(sink: RecordingSink, job: str, inst: str | None = None) -> set[tuple[str, tuple[str, ...], float]]:
+    """(metric, tags, timestamp) of the job's metrics (training: without the send-time timestamp)."""
+    return {(s.name, tuple(sorted(s.tags)), 0.0 if job == "training" else s.timestamp)
+            for s in sink.samples if s.name.startswith(PREFIX[job])}
+
+
+@pytest.fixture(scope="module")
+def clean(healthy: Path, tmp_path_factory: pytest.TempPathFactory) -> RecordingSink:
+    """A clean run over the healthy warehouse: the reference for recovered windows."""
+    run, sink, _ = agent(tmp_path_factory.mktemp("clean"), instance("dw", healthy))
+    reports = run.run_once()
+    assert all(r.errors == 0 for r in reports)
+    assert all(window_points(sink, job) for job in JOBS)
+    return sink
+
+
+def by_job(reports: list[JobReport]) -> dict[str, JobReport]:
+    return {r.job: r for r in reports}
+
+
+def job_check(sink: RecordingSink, job: str) -> Any:
+    (check,) = [c for c in sink.checks if c.name == "mlmon.job.can_run" and f"job:{job}" in c.tags]
+    return check
+
+
+def test_missing_duckdb_file_then_created(healthy, tmp_path, clean) -> None:
+    """No file: can_connect CRITICAL naming the instance and the file, nothing sent, nothing acknowledged;
+    the file appears and the same agent delivers every window on its next run."""
+    path = tmp_path / "late.duckdb"
+    run, sink, clock = agent(tmp_path / "state", instance("dw", path))
+    reports = by_job(run.run_once())
+    assert all(r.errors == 1 and r.windows_processed == 0 for r in reports.values())
+    checks = [c for c in sink.checks if c.name == "mlmon.warehouse.can_connect"]
+    assert checks and all(c.status is CheckStatus.CRITICAL for c in checks)
+    assert "instance dw" in checks[0].message and str(path) in checks[0].message
+    assert not [c for c in sink.checks if c.name == "mlmon.job.can_run"]  # the job never got to its queries
+    assert not [s for s in sink.samples if not s.name.startswith("mlmon.agent.")]
+    shutil.copy(healthy, path)
+    sink.reset()
+    clock[0] = END + 60
+    reports = by_job(run.run_once())
+    assert all(r.errors == 0 for r in reports.values())
+    sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.OK, ["instance:dw"])
+    for job in JOBS:
+        assert window_points(sink, job) == window_points(clean, job), job
+        assert job_check(sink, job).status is CheckStatus.OK
+
+
+@pytest.mark.parametrize(
+    ("job", "fault", "names"),
+    [
+        ("reproducibility", {"tables": {"replays": "replays_v2"}}, ["replays_v2"]),
+        ("quality", {"columns": {"labels": {"label": "clicked"}}}, ["labels", "clicked"]),
+        ("training", {"tables": {"training_features": "features_v2"}}, ["features_v2"]),
+    ],
+    ids=["missing-table", "missing-column", "missing-features-table"],
+)
+def test_missing_table_or_column_fails_one_job(healthy, tmp_path, clean, job, fault, names) -> None:
+    """A table or column the config names is absent: that job's can_run is CRITICAL naming it, the other jobs
+    deliver (training: the lineage without the feature breakdown); once it exists, the next run delivers
+    the job's pending windows."""
+    path = tmp_path / "dw.duckdb"
+    shutil.copy(healthy, path)
+    run, sink, clock = agent(tmp_path / "state", instance("dw", path, **fault))
+    reports = by_job(run.run_once())
+    assert reports[job].errors >= 1 and reports[job].windows_processed == 0
+    failed = job_check(sink, job)
+    assert failed.status is CheckStatus.CRITICAL
+    assert all(n in failed.message for n in ["instance dw", f"job {job}", *names]), failed.message
+    if job == "training":  # only the feature breakdown is lost; the lineage of each version is still sent
+        assert not [s for s in sink.samples if s.name.startswith("mlmon.training.feature.")]
+        assert sink.metrics("mlmon.training.rows")
+    else:
+        assert not window_points(sink, job)
+    for other in set(JOBS) - {job}:
+        assert reports[other].errors == 0, reports[other].messages
+        assert job_check(sink, other).status is CheckStatus.OK
+        assert window_points(sink, other) == window_points(clean, other), other
+    sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.OK, ["instance:dw"])
+    # the table or column appears
+    with duckdb.connect(str(path)) as con:
+        if job == "reproducibility":
+            con.execute("CREATE TABLE replays_v2 AS SELECT * FROM replays")
+        elif job == "quality":
+            con.execute("ALTER TABLE labels RENAME COLUMN label TO clicked")
+        else:
+            con.execute("CREATE TABLE features_v2 AS SELECT * FROM training_features")
+    sink.reset()
+    clock[0] = END + 60
+    reports = by_job(run.run_once())
+    assert reports[job].errors == 0 and job_check(sink, job).status is CheckStatus.OK
+    assert window_points(sink, job) == window_points(clean, job)
+
+
+def test_query_error_in_one_job(healthy, tmp_path, clean) -> None:
+    """A statement the engine refuses (a migration turned the label column into text): only that job stops,
+    with can_run CRITICAL and the engine's reason; once the type is back, the next run delivers its windows."""
+    path = tmp_path / "dw.duckdb"
+    shutil.copy(healthy, path)
+    with duckdb.connect(str(path)) as con:
+        (label_type,) = con.execute("SELECT data_type FROM information_schema.columns "
+                                    "WHERE table_name = 'labels' AND column_name = 'label'").fetchone()
+        con.execute("ALTER TABLE labels ALTER COLUMN label TYPE VARCHAR")
+    run, sink, clock = agent(tmp_path / "state", instance("dw", path))
+    reports = by_job(run.run_once())
+    assert reports["quality"].errors >= 1 and reports["quality"].windows_processed == 0
+    failed = job_check(sink, "quality")
+    assert failed.status is CheckStatus.CRITICAL and "tables predictions, labels" in failed.message
+    assert "VARCHAR" in failed.message  # the engine's own words
+    for other in ("predictions", "reproducibility", "training"):
+        assert reports[other].errors == 0
+        assert window_points(sink, other) == window_points(clean, other)
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"ALTER TABLE labels ALTER COLUMN label TYPE {label_type}")
+    sink.reset()
+    clock[0] = END + 60
+    reports = by_job(run.run_once())
+    assert reports["quality"].errors == 0 and job_check(sink, "quality").status is CheckStatus.OK
+    assert window_points(sink, "quality") == window_points(clean, "quality")
+
+
+def test_predictions_table_lost_after_a_good_run(healthy, tmp_path) -> None:
+    """The prediction log disappears (renamed by a migration): every model seen before is CRITICAL on
+    predictions.available with the table named, and the jobs reading it are CRITICAL on can_run; training
+    still delivers. The table comes back: the windows of the gap are delivered, in order."""
+    path = tmp_path / "dw.duckdb"
+    shutil.copy(healthy, path)
+    run, sink, clock = agent(tmp_path / "state", instance("dw", path))
+    clock[0] = END - 3600
+    run.run_once()
+    models = {t for s in sink.metrics("mlmon.prediction.count") for t in s.tags if t.startswith("model:")}
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE predictions RENAME TO predictions_old")
+    sink.reset()
+    clock[0] = END
+    reports = by_job(run.run_once())
+    available = [c for c in sink.checks if c.name == "mlmon.predictions.available"]
+    assert {t for c in available for t in c.tags if t.startswith("model:")} == models
+    assert all(c.status is CheckStatus.CRITICAL and "table predictions" in c.message for c in available)
+    for job in ("predictions", "quality", "reproducibility"):
+        assert job_check(sink, job).status is CheckStatus.CRITICAL
+    assert reports["training"].errors == 0 and job_check(sink, "training").status is CheckStatus.OK
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE predictions_old RENAME TO predictions")
+    sink.reset()
+    clock[0] = END + 60
+    reports = by_job(run.run_once())
+    ends = [s.timestamp for s in sink.metrics("mlmon.prediction.count", tags=[sorted(models)[0]])]
+    assert ends == sorted(ends) and len(ends) == 6  # the hour missed, 10-minute windows, each once
+    assert all(c.status is CheckStatus.OK for c in sink.checks if c.name == "mlmon.predictions.available")
+
+
+# --- PostgreSQL refusing connections ------------------------------------------------------------------
+
+
+class Forwarder:
+    """A TCP forwarder on a fixed loopback port to the real PostgreSQL server: the server 'comes up' when
+    the forwarder starts."""
+
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.threads: list[threading.Thread] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    return port
+
+
+@pytest.mark.postgres
+def test_postgres_refusing_connections_then_up(postgres_warehouse, healthy, tmp_path, free_port) -> None:
+    """PostgreSQL refuses connections: can_connect CRITICAL for that instance naming host and port (never the
+    password), while a DuckDB instance in the same agent delivers; the server comes up and the same agent
+    delivers every pending window on its next run."""
+    now = END
+    sc = known_answers(now)
+    postgres_warehouse.write_predictions(sc.rows)
+    from urllib.parse import urlsplit
+
+    pg = urlsplit(postgres_warehouse.url)
+    password = "pw-never-shown-4711"  # trust auth ignores it
+    url = f"postgresql://postgres:{password}@127.0.0.1:{free_port}{pg.path}"
+    pg_instance = {"name": "pg", "warehouse": {"engine": "postgres", "url": url, "connect_timeout": "2s"},
+                   "tables": {"predictions": postgres_warehouse.table("predictions"), "labels": None,
+                              "replays": None, "training_runs": None},
+                   "jobs": {"predictions": {"initial_lookback": "2h"}}}
+    dw = tmp_path / "dw.duckdb"
+    shutil.copy(healthy, dw)
+    run, sink, clock = agent(tmp_path / "state", pg_instance, instance("dw", dw))
+    reports = run.run_once()
+    down = [r for r in reports if r.instance == "pg"]
+    assert down and all(r.errors == 1 and r.windows_processed == 0 for r in down)
+    check = sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.CRITICAL, ["instance:pg"])[0]
+    assert "instance pg" in check.message and str(free_port) in check.message
+    assert password not in check.message and all(password not in m for r in down for m in r.messages)
+    sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.OK, ["instance:dw"])
+    assert all(r.errors == 0 and (r.windows_processed > 0 or r.job == "training")
+               for r in reports if r.instance == "dw")
+    forwarder = Forwarder(free_port, (pg.hostname or "127.0.0.1", pg.port or 5432))
+    try:
+        sink.reset()
+        clock[0] = now + 60
+        (up,) = [r for r in run.run_once() if r.instance == "pg"]
+    finally:
+        forwarder.close()
+    assert up.errors == 0, up.messages
+    sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.OK, ["instance:pg"])
+    delivered = {s.timestamp for s in sink.metrics("mlmon.prediction.count", tags=["model:ctr_a"])}
+    assert set(sc.window_ends) <= delivered
