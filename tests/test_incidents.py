@@ -41,6 +41,8 @@ class Case:
     fires: frozenset[tuple[str, tuple[tuple[str, str], ...]]]
     agent_runs: tuple[float, ...] = (0.0,)
     warehouse_lost: bool = False
+    #: a statement run on the warehouse before the agent runs (a migration gone wrong)
+    migration: str = ""
     warns: frozenset[tuple[str, tuple[tuple[str, str], ...]]] = frozenset()
 
 
@@ -97,6 +99,11 @@ CASES = {
         (Incident("feature_collapsed", "ctr_banner"),),
         frozenset({("feature_collapsed", (("model", "ctr_banner"), ("feature", "bid_floor")))}),
     ),
+    # a migration renamed the label column: the quality job fails at each run, the others go on
+    "job_failing": Case(
+        (), frozenset({("job_failing", (("instance", INSTANCE), ("job", "quality")))}), agent_runs=(HOUR, 0.0),
+        migration="ALTER TABLE labels RENAME COLUMN label TO is_click",
+    ),
     # the agent last ran two hours ago: no data from it since
     "agent_down": Case((), frozenset({("agent_not_reporting", (("instance", INSTANCE),))}), agent_runs=(2 * HOUR,)),
     # the agent runs but cannot read the warehouse: its lag grows past the threshold
@@ -128,6 +135,11 @@ def run_case(case: Case, directory: Path) -> Path:
     """Build the warehouse, run the agent at each clock into a JSON Lines file, return the file."""
     warehouse, jsonl = directory / "warehouse.duckdb", directory / "metrics.jsonl"
     write_duckdb(warehouse, build_frames(END, case.incidents, hours=30))
+    if case.migration:
+        import duckdb
+
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(case.migration)
     config = parse_config(suite_config(warehouse, directory / "state"))
     for i, before in enumerate(case.agent_runs):
         if case.warehouse_lost and i == len(case.agent_runs) - 1:

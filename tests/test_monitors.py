@@ -30,8 +30,8 @@ def test_monitor_is_multi_alert_and_fits_late_data(name: str) -> None:
     """Grouped by model (agent: instance), no full window required, an explicit no-data choice."""
     definition = MONITORS[name]["definition"]
     query, options = definition["query"], definition["options"]
-    group = "instance" if name == "agent_not_reporting" else "model"
-    assert re.search(rf'by \{{{group}[,}}]|\.by\("{group}"\)', query), query
+    group = "instance" if name in ("agent_not_reporting", "job_failing") else "model"
+    assert re.search(rf'by \{{{group}[,}}]|\.by\("{group}"[,)]', query), query
     assert "notify_no_data" in options
     if definition["type"] == "query alert":
         assert options["require_full_window"] is False
@@ -42,9 +42,12 @@ def test_monitor_is_multi_alert_and_fits_late_data(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(MONITORS))
 def test_monitor_names_only_catalogued_metrics(name: str) -> None:
-    """Every mlmon.* metric a monitor reads is in metadata.csv (service checks are the agent's two)."""
+    """Every mlmon.* metric a monitor reads is in metadata.csv, or is one of the service checks the agent sends."""
     query = MONITORS[name]["definition"]["query"]
     names = set(re.findall(r"mlmon\.[a-z0-9_.]+[a-z0-9_]", query))
     assert names, query
-    known = set(catalogue()) | {"mlmon.predictions.available", "mlmon.warehouse.can_connect"}
+    from mlmon.jobs.predictions import AVAILABLE_CHECK
+    from mlmon.runner import CAN_CONNECT_CHECK, JOB_CHECK
+
+    known = set(catalogue()) | {AVAILABLE_CHECK, CAN_CONNECT_CHECK, JOB_CHECK}
     assert names <= known, sorted(names - known)
