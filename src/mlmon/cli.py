@@ -54,6 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         agent = Agent(config, sink)
         if args.once:
+            from mlmon.scheduler import stop_on_signals
+
+            stop_on_signals(agent)  # a CronJob's pod gets SIGTERM too: stop at a safe point, exit 0
             reports = agent.run_once()
             for r in reports:
                 log.info("instance %s job %s: %d window(s), %d point(s) sent, %d skipped, %d error(s)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
+from collections.abc import Callable
 from types import FrameType
 
 from mlmon.runner import Agent
@@ -36,17 +37,25 @@ def build_scheduler(agent: Agent):  # type: ignore[no-untyped-def]
     return scheduler
 
 
-def run_forever(agent: Agent) -> None:
-    """Run until SIGTERM/SIGINT; the window in flight is finished and its state saved before exit."""
-    scheduler = build_scheduler(agent)
+def stop_on_signals(agent: Agent, then: Callable[[], object] | None = None) -> None:
+    """On SIGTERM or SIGINT, let the agent reach a safe point: the window in flight is either delivered
+    and acknowledged, or left pending (never half of either), then stop; ``then`` runs after the flag
+    is set (the scheduler's shutdown)."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: finishing the window in flight, then stopping", signum)
         agent.stop.set()
-        scheduler.shutdown(wait=False)
+        if then is not None:
+            then()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def run_forever(agent: Agent) -> None:
+    """Run until SIGTERM/SIGINT; the window in flight is finished and its state saved before exit."""
+    scheduler = build_scheduler(agent)
+    stop_on_signals(agent, lambda: scheduler.shutdown(wait=False))
     log.info("mlmon scheduler started with %d job(s)", len(scheduler.get_jobs()))
     scheduler.start()
     # start() returns after shutdown; wait for running jobs to reach a safe point
