@@ -15,6 +15,7 @@ TYPES = {
     "integer": ("INTEGER", "INTEGER"),
     "boolean": ("BOOLEAN", "BOOLEAN"),
     "timestamp": ("TIMESTAMP", "TIMESTAMP"),
+    "timestamptz": ("TIMESTAMPTZ", "TIMESTAMPTZ"),
 }
 
 
