@@ -84,6 +84,17 @@ def test_cli_exits_2_on_bad_config(tmp_path, capsys) -> None:
     assert main(["run", "--once", "--config", str(tmp_path / "missing.yaml")]) == 2
 
 
+def test_yaml_is_loaded_safely(tmp_path, capsys) -> None:
+    """A YAML tag that would run code is refused as a config error naming the file; nothing runs."""
+    marker = tmp_path / "ran"
+    f = tmp_path / "conf.yaml"
+    f.write_text(f'init_config: !!python/object/apply:os.system ["touch {marker}"]\ninstances: []\n')
+    assert main(["check", "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert str(f) in err and "not valid YAML" in err
+    assert not marker.exists()
+
+
 def test_env_expansion_and_secret_fallbacks(monkeypatch) -> None:
     """${VAR} expands; an unset optional secret falls back to DD_API_KEY/DATADOG_API_KEY."""
     monkeypatch.setenv("WH", "/data/w.duckdb")
