@@ -1,11 +1,13 @@
-"""Input the warehouse really holds: time zones. (Invalid predictions and labels, NULLs, ties and duplicate
-request ids are covered where each metric is tested against its reference: test_metrics, test_online.)"""
+"""Input the warehouse really holds: time zones, and a prediction logged twice. (Invalid predictions and
+labels, NULLs, ties, duplicate labels and replays are covered where each metric is tested against its
+reference: test_metrics, test_online, test_properties.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+import pytest
 from tests.scenarios import write_every_table
 from tests.tables import write_table
 
@@ -82,3 +84,31 @@ def test_time_zones_are_normalised_to_utc(warehouse, tmp_path) -> None:
     got = points(aware)
     assert got.keys() == expected.keys()
     assert all(abs(got[k] - v) <= 1e-9 * max(1.0, abs(v)) for k, v in expected.items())
+
+
+def test_a_prediction_logged_twice_counts_once_in_quality(duckdb_warehouse, tmp_path) -> None:
+    """The documented rule for a duplicated log row: quality counts the request once (as sklearn on the
+    distinct requests), the predictions job counts both rows."""
+    from sklearn.metrics import log_loss
+    from tests.conftest import utc
+    from tests.scenarios import LABEL_COLUMNS, PREDICTION_COLUMNS
+
+    end = (NOW - 2 * 3600) // 3600 * 3600  # an hourly window whose labels matured
+    ts = utc(end - 1800)
+    distinct = [("r1", 0.2, 1), ("r2", 0.4, 0), ("r3", 0.7, 1)]
+    rows = [(r, ts, "ctr", "v1", p) for r, p, _ in distinct] + [("r1", ts, "ctr", "v1", 0.2)]
+    write_table(duckdb_warehouse, "predictions", PREDICTION_COLUMNS, rows)
+    write_table(duckdb_warehouse, "labels", LABEL_COLUMNS, [(r, y, ts) for r, _, y in distinct])
+    config = parse_config({
+        "init_config": {"state_dir": str(tmp_path / "state")},
+        "instances": [{"name": "ads", "warehouse": duckdb_warehouse.config(),
+                       "tables": {"replays": None, "training_runs": None},
+                       "jobs": {"predictions": {"initial_lookback": "3h"}, "quality": {"initial_lookback": "3h"}}}],
+    })
+    sink = RecordingSink()
+    Agent(config, sink, clock=lambda: NOW).run_once()
+    sink.assert_metric("mlmon.online.labeled_count", 3.0, tags=["model:ctr"], timestamp=end)
+    expected = log_loss([y for *_, y in distinct], [p for _, p, _ in distinct])
+    (logloss,) = sink.metrics("mlmon.online.logloss", tags=["model:ctr"])
+    assert logloss.value == pytest.approx(expected, rel=1e-12)
+    assert sum(s.value for s in sink.metrics("mlmon.prediction.count", tags=["model:ctr"])) == 4.0
