@@ -121,3 +121,30 @@ def test_demo_send_pushes_through_the_datadog_client(tmp_path, capsys, intake, m
     assert skipped and skipped[-1]["points"][0][1] > 0
     assert all("host" not in s for s in series)
     assert not (tmp_path / "demo" / "metrics.jsonl").exists()
+
+
+def test_check_reports_every_kind_of_problem(tmp_path, capsys, duckdb_warehouse, intake) -> None:
+    """One run of mlmon check: a missing file, a missing table, a missing column and a rejected key are all
+    reported, each naming what is wrong, and the healthy instance is confirmed."""
+    duckdb_warehouse.write_predictions([("r", None, "m", "v", 0.5)])
+    cfg = tmp_path / "conf.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "init_config": {"datadog": {"api_key": "rejected-key-0000", "api_host": intake.url}},
+        "instances": [
+            {"name": "good", "warehouse": duckdb_warehouse.config()},
+            {"name": "nofile", "warehouse": {"engine": "duckdb", "path": str(tmp_path / "gone.duckdb")}},
+            {"name": "notable", "warehouse": duckdb_warehouse.config(), "tables": {"predictions": "preds_v2"}},
+            {"name": "nocolumn", "warehouse": duckdb_warehouse.config(),
+             "columns": {"predictions": {"prediction": "score"}}},
+        ]}))
+    assert main(["check", "--config", str(cfg)]) == 1
+    captured = capsys.readouterr()
+    problems = [line for line in captured.out.splitlines() if line.startswith("PROBLEM")]
+    assert len(problems) == 4, problems
+    assert any("instance nofile" in p and "gone.duckdb" in p for p in problems)
+    assert any("instance notable, table preds_v2" in p for p in problems)
+    assert any("instance nocolumn, table predictions" in p and "score" in p for p in problems)
+    assert any(p.startswith("PROBLEM datadog: API key rejected") and "403" in p for p in problems)
+    assert "instance good: table predictions has the columns" in captured.out
+    assert "4 problem(s) found" in captured.err
+    assert "rejected-key-0000" not in captured.out + captured.err

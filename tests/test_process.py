@@ -127,3 +127,24 @@ def test_sigterm_mid_catch_up_then_resume(warehouse, tmp_path, once, expected) -
     for model, ends in by_model.items():
         ordered = sorted(ends)
         assert all(b - a == WIDTH for a, b in itertools.pairwise(ordered)), model
+
+
+def test_state_survives_a_crash_while_saving(tmp_path, monkeypatch) -> None:
+    """A failure in the middle of a save (here: the rename) leaves the previous state whole and no
+    temporary file behind."""
+    import os
+
+    from mlmon.state import JobState
+
+    store = StateStore(tmp_path)
+    store.save("ads", "predictions", JobState(1200.0))
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="No space left"):
+        store.save("ads", "predictions", JobState(1800.0))
+    monkeypatch.undo()
+    assert store.load("ads", "predictions").watermark == 1200.0
+    assert [p.name for p in (tmp_path / "ads").iterdir()] == ["predictions.json"]

@@ -296,3 +296,24 @@ def test_postgres_refusing_connections_then_up(postgres_warehouse, healthy, tmp_
     sink.assert_service_check("mlmon.warehouse.can_connect", CheckStatus.OK, ["instance:pg"])
     delivered = {s.timestamp for s in sink.metrics("mlmon.prediction.count", tags=["model:ctr_a"])}
     assert set(sc.window_ends) <= delivered
+
+
+def test_unreadable_state_file_stops_only_its_job(healthy, tmp_path, clean) -> None:
+    """A corrupt state file fails its own job with a message naming the file and the remedy; the other jobs
+    deliver; once the file is moved away the job starts again from its initial lookback."""
+    state = tmp_path / "state"
+    (state / "dw").mkdir(parents=True)
+    broken = state / "dw" / "quality.json"
+    broken.write_text('{"watermark": 17')
+    run, sink, _ = agent(state, instance("dw", healthy))
+    reports = by_job(run.run_once())
+    assert reports["quality"].errors == 1
+    assert str(broken) in reports["quality"].messages[0] and "move it away" in reports["quality"].messages[0]
+    for other in ("predictions", "reproducibility", "training"):
+        assert reports[other].errors == 0
+        assert window_points(sink, other) == window_points(clean, other)
+    broken.rename(tmp_path / "quality.json.bad")
+    sink.reset()
+    reports = by_job(run.run_once())
+    assert reports["quality"].errors == 0
+    assert window_points(sink, "quality") == window_points(clean, "quality")
