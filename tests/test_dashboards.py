@@ -165,11 +165,12 @@ def test_serving_group_queries_use_service_and_env() -> None:
 
 
 def test_agent_health_shows_service_checks_and_monitors() -> None:
-    """Both service checks, grouped by their tag and filtered like the metrics, and every shipped monitor."""
+    """Every service check, grouped by its tags and filtered like the metrics, and every shipped monitor."""
     agent = groups()[GROUP_KEYWORDS.index("agent health")]
     checks = {d["check"]: (d["grouping"], d["group_by"], d["tags"])
               for d in widgets(agent["widgets"]) if d["type"] == "check_status"}
     assert checks == {"mlmon.warehouse.can_connect": ("cluster", ["instance"], ["$env"]),
+                      "mlmon.job.can_run": ("cluster", ["instance", "job"], ["$env"]),
                       "mlmon.predictions.available": ("cluster", ["model"], ["$env", "$model"])}
     (monitor_list,) = [d for d in widgets(agent["widgets"]) if d["type"] == "manage_status"]
     assert monitor_list["query"] == 'tag:"integration:mlmon"'
