@@ -326,6 +326,7 @@ def test_every_shipped_monitor_can_be_evaluated() -> None:
     assert len(monitors) == len(list((ROOT / "monitors").glob("*.json")))
     assert unsupported(monitors) == {}
     lines = [check(OK, T0 - 600 * k, "model:a") for k in range(3)]
+    lines += [check(OK, T0 - 600 * k, "instance:demo", "job:quality", name="mlmon.job.can_run") for k in range(3)]
     for m in monitors:
         expression = parse_monitor_query(m.definition["query"], m.definition["type"]).expression
         for metric in metrics_in(expression) if expression is not None else ():
