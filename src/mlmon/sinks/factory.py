@@ -27,8 +27,8 @@ def make_sink(cfg: DatadogConfig) -> Sink:
 
 
 def secrets_of(cfg_datadog: DatadogConfig, urls: list[str]) -> list[str | None]:
-    """Every secret the agent holds, for the log scrubber."""
-    import re
+    """Every secret the agent holds, for the log scrubber (each password as written and percent-decoded)."""
+    from mlmon.warehouse.engines import url_password_forms
 
-    passwords = [m.group(1) for u in urls if (m := re.search(r"://[^:/@\s]+:([^@\s]+)@", u))]
+    passwords = [p for u in urls for p in url_password_forms(u)]
     return [cfg_datadog.resolved_api_key(), cfg_datadog.resolved_app_key(), *urls, *passwords]

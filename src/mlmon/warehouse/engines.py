@@ -29,6 +29,19 @@ def scrub_url(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
+#: the password of a URL as written (``user:password@`` or ``?password=``), spaces and stray ``%`` included:
+#: libpq quotes such a token in its error
+_URL_PASSWORD_VALUE = re.compile(r"://[^:/@\s]*:([^@]+)@|[?&]password=([^&#\s]+)")
+
+
+def url_password_forms(url: str) -> list[str]:
+    """The passwords in ``url`` as written and percent-decoded (none too short to replace safely)."""
+    from urllib.parse import unquote
+
+    found = [p for m in _URL_PASSWORD_VALUE.finditer(url) for p in m.groups() if p]
+    return sorted({form for p in found for form in (p, unquote(p)) if len(form) >= 4}, key=len, reverse=True)
+
+
 class Engine(Protocol):
     """A connection that runs sqlglot queries and returns plain tuples."""
 
@@ -114,12 +127,20 @@ class PostgresEngine:
     def __init__(self, url: str, connect_timeout: float) -> None:
         import psycopg
 
+        self._passwords = url_password_forms(url)
         try:
             self._con = psycopg.connect(
                 url, autocommit=True, connect_timeout=max(1, int(connect_timeout)), options="-c TimeZone=UTC"
             )
         except psycopg.Error as exc:
-            raise WarehouseError(f"cannot connect to postgres: {scrub_url(str(exc)).strip()}") from None
+            raise WarehouseError(f"cannot connect to postgres: {self._scrub(exc)}") from None
+
+    def _scrub(self, exc: Exception) -> str:
+        """The error's text without the password: libpq quotes a malformed URL's password token."""
+        text = str(exc)
+        for password in self._passwords:
+            text = text.replace(password, "***")
+        return scrub_url(text).strip()
 
     def fetch(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         import psycopg
@@ -129,9 +150,9 @@ class PostgresEngine:
                 cur.execute(render(query, self.dialect), _naive_utc(params))
                 return list(cur.fetchall())
         except psycopg.OperationalError as exc:
-            raise WarehouseError(f"postgres connection lost: {scrub_url(str(exc)).strip()}") from None
+            raise WarehouseError(f"postgres connection lost: {self._scrub(exc)}") from None
         except psycopg.Error as exc:
-            raise QueryError(f"postgres: {scrub_url(str(exc)).strip()}") from None
+            raise QueryError(f"postgres: {self._scrub(exc)}") from None
 
     def column_types(self, query: exp.Expression, params: Mapping[str, Any]) -> list[tuple[str, str]]:
         import psycopg
@@ -142,9 +163,9 @@ class PostgresEngine:
                 cur.fetchall()
                 description = list(cur.description or ())
         except psycopg.OperationalError as exc:
-            raise WarehouseError(f"postgres connection lost: {scrub_url(str(exc)).strip()}") from None
+            raise WarehouseError(f"postgres connection lost: {self._scrub(exc)}") from None
         except psycopg.Error as exc:
-            raise QueryError(f"postgres: {scrub_url(str(exc)).strip()}") from None
+            raise QueryError(f"postgres: {self._scrub(exc)}") from None
         types = self._con.adapters.types
         out = []
         for column in description:
