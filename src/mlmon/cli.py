@@ -68,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         lock.release()
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -83,8 +83,11 @@ class DatadogConfig(_Frozen):
     app_key: OptionalSecret = None
     site: OptionalStr = None
     api_host: OptionalStr = None
-    transport: Literal["api", "jsonl"] = "api"
+    transport: Literal["api", "jsonl", "dogstatsd"] = "api"
     jsonl_path: Path = Path("metrics.jsonl")
+    dogstatsd_host: OptionalStr = None
+    dogstatsd_port: int | None = Field(default=None, ge=1, le=65535)
+    dogstatsd_socket: OptionalStr = None
     historical_ingestion: bool = False
     ingestion_horizon: Duration = Field(default=50 * 60, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
@@ -103,6 +106,15 @@ class DatadogConfig(_Frozen):
         if self.app_key is not None:
             return self.app_key.get_secret_value()
         return os.environ.get("DD_APP_KEY") or os.environ.get("DATADOG_APP_KEY") or None
+
+    def resolved_dogstatsd(self) -> tuple[str, int, str | None]:
+        """DogStatsD (host, port, socket path): config first, then ``DD_AGENT_HOST``,
+        ``DD_DOGSTATSD_PORT``, ``DD_DOGSTATSD_SOCKET`` (as the Datadog client libraries read them), then
+        localhost:8125 over UDP."""
+        host = self.dogstatsd_host or os.environ.get("DD_AGENT_HOST") or "localhost"
+        port = self.dogstatsd_port or int(os.environ.get("DD_DOGSTATSD_PORT") or 8125)
+        socket_path = self.dogstatsd_socket or os.environ.get("DD_DOGSTATSD_SOCKET") or None
+        return host, port, socket_path
 
     def resolved_api_host(self) -> str:
         """API base URL: ``api_host``, ``site``, ``DATADOG_HOST``, ``DD_SITE``, then datadoghq.com."""
@@ -408,6 +420,15 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         raise ConfigError(_format_errors(source, exc)) from None
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's quote of the line: that line may hold a key or password."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    context = getattr(exc, "context", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{context + ': ' if context else ''}{problem}{where}"
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, expand and validate a config file."""
     path = Path(path)
@@ -418,5 +439,5 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(data, str(path))

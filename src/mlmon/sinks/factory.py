@@ -12,6 +12,12 @@ def make_sink(cfg: DatadogConfig) -> Sink:
         from mlmon.sinks.jsonl import JsonlSink
 
         return JsonlSink(cfg.jsonl_path)
+    horizon = None if cfg.historical_ingestion else cfg.ingestion_horizon
+    if cfg.transport == "dogstatsd":
+        from mlmon.sinks.dogstatsd import DogStatsdSink
+
+        host, port, socket_path = cfg.resolved_dogstatsd()
+        return DogStatsdSink(host, port, socket_path, horizon=horizon)
     from mlmon.sinks.datadog_api import DatadogApiSink
 
     return DatadogApiSink(
@@ -22,7 +28,7 @@ def make_sink(cfg: DatadogConfig) -> Sink:
         max_retries=cfg.max_retries,
         retry_backoff=cfg.retry_backoff,
         max_payload_bytes=cfg.max_payload_bytes,
-        horizon=None if cfg.historical_ingestion else cfg.ingestion_horizon,
+        horizon=horizon,
     )
 
 
