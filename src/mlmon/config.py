@@ -88,6 +88,9 @@ class DatadogConfig(_Frozen):
     dogstatsd_host: OptionalStr = None
     dogstatsd_port: int | None = Field(default=None, ge=1, le=65535)
     dogstatsd_socket: OptionalStr = None
+    #: Datadog Agent check only: where windows older than ``late_after`` go (the Agent stamps at flush)
+    late_windows: Literal["agent", "dogstatsd", "api"] = "agent"
+    late_after: Duration = Field(default=15 * 60, gt=0)
     historical_ingestion: bool = False
     ingestion_horizon: Duration = Field(default=50 * 60, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
@@ -338,6 +341,10 @@ class Instance(_Frozen):
     models: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     jobs: Jobs = Jobs()
+    #: Datadog Agent check only (``mlmon run`` ignores them): how often the Agent runs the check, and
+    #: whether it submits without the Agent's host name
+    min_collection_interval: float | None = Field(default=None, gt=0)
+    empty_default_hostname: bool = False
 
     @field_validator("columns")
     @classmethod

@@ -1,0 +1,108 @@
+"""mlmon as a Datadog Agent custom check: ``mlmon.agent_check.MlmonCheck``.
+
+The Agent loads ``checks.d/mlmon.py`` (which imports this class) with ``conf.d/mlmon.d/conf.yaml``,
+the same file ``mlmon run`` reads, and creates one check per instance. Each collection
+(``min_collection_interval``, default 15 s; 600 fits the 10-minute windows) runs the instance's
+jobs through the same :class:`~mlmon.runner.Agent`: due windows only, the watermark kept in
+``state_dir`` as with ``mlmon run``, so a check that was down catches up.
+
+The Agent stamps what a check submits at its flush, not at the window end. A window sent within
+``late_after`` (default 15 minutes) of its end is off by that much at most, and goes through the
+Agent: gauges, counts and service checks with the check's tags, no host when the instance sets
+``empty_default_hostname: true``. An older window (a catch-up) would collapse onto one flush
+timestamp, so with ``late_windows: dogstatsd`` (the Agent's own DogStatsD, timestamped) or
+``late_windows: api`` (the HTTP API with the key in ``init_config.datadog``) those windows keep their
+window-end timestamps; with the default ``late_windows: agent`` they go through the Agent anyway and
+Datadog keeps the last of them per series.
+
+``check()`` never raises for a data problem: warehouse, query and delivery failures become service
+checks and error counts, and the windows stay pending. A configuration error raises
+``ConfigurationError`` when the Agent creates the check, as every integration does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from datadog_checks.base import AgentCheck, ConfigurationError
+
+from mlmon.config import Config, ConfigError, DatadogConfig, parse_config
+from mlmon.runner import Agent
+from mlmon.samples import MetricType, Point, Sample, ServiceCheck
+from mlmon.sinks.base import Sink, SinkError
+
+__all__ = ["AgentCheckSink", "MlmonCheck"]
+
+
+class AgentCheckSink:
+    """Submits through an :class:`AgentCheck`; windows older than ``late_after`` go to ``late`` when given."""
+
+    horizon: float | None = None  # the runner keeps window ends; this sink routes by age
+
+    def __init__(
+        self, check: AgentCheck, late: Sink | None = None, late_after: float = 15 * 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.check = check
+        self.late = late
+        self.late_after = late_after
+        self.clock = clock
+
+    def submit(self, points: Sequence[Point]) -> None:
+        now = self.clock()
+        late = [p for p in points if self.late is not None and now - p.timestamp > self.late_after]
+        if late:
+            assert self.late is not None
+            self.late.submit(late)  # a SinkError leaves the windows pending, nothing submitted twice
+        late_ids = {id(p) for p in late}
+        for p in points:
+            if id(p) in late_ids:
+                continue
+            if isinstance(p, Sample):
+                submit = self.check.count if p.type is MetricType.COUNT else self.check.gauge
+                submit(p.name, p.value, tags=list(p.tags), raw=True)
+            elif isinstance(p, ServiceCheck):
+                self.check.service_check(p.name, int(p.status), tags=list(p.tags), message=p.message or None,
+                                         raw=True)
+
+
+def _late_sink(cfg: DatadogConfig) -> Sink | None:
+    if cfg.late_windows == "agent":
+        return None
+    from mlmon.sinks.factory import make_sink
+
+    transport = "dogstatsd" if cfg.late_windows == "dogstatsd" else "api"
+    return make_sink(cfg.model_copy(update={"transport": transport}))
+
+
+class MlmonCheck(AgentCheck):  # type: ignore[misc]
+    """Runs the configured jobs of its instance at each collection."""
+
+    __NAMESPACE__ = ""
+
+    def __init__(self, name: str, init_config: Any, instances: Sequence[dict[str, Any]]) -> None:
+        super().__init__(name, init_config, instances)
+        try:
+            self.mlmon_config: Config = parse_config(
+                {"init_config": init_config or {}, "instances": list(instances)}, source=f"{name}.d/conf.yaml"
+            )
+        except ConfigError as exc:
+            raise ConfigurationError(str(exc)) from None
+        try:
+            late = _late_sink(self.mlmon_config.init_config.datadog)
+        except SinkError as exc:
+            raise ConfigurationError(f"{name}.d/conf.yaml: late_windows: {exc}") from None
+        self.sink = AgentCheckSink(self, late, self.mlmon_config.init_config.datadog.late_after)
+        self.agent = Agent(self.mlmon_config, self.sink)
+
+    def check(self, _: Any) -> None:
+        try:
+            for report in self.agent.run_once():
+                if report.errors:
+                    self.log.warning("instance %s job %s: %s", report.instance, report.job, "; ".join(report.messages))
+        except Exception as exc:  # never out of check(): the Agent would only log it, without a service check
+            self.log.exception("mlmon run failed")
+            self.service_check("mlmon.job.can_run", AgentCheck.CRITICAL, message=f"{type(exc).__name__}: {exc}",
+                               raw=True)
