@@ -13,10 +13,6 @@ import pytest
 
 from mlmon.testing import IntakeServer
 
-# datadog-checks-base pulls in ddtrace, whose telemetry would try a local trace agent at exit
-os.environ.setdefault("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
-os.environ.setdefault("DD_TRACE_ENABLED", "false")
-
 PG_URL = os.environ.get("MLMON_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 PREDICTION_COLUMNS = ("request_id", "ts", "model", "model_version", "prediction")
