@@ -3,8 +3,8 @@
 Failures stay where they happen: a warehouse error ends that job's run with ``can_connect`` CRITICAL,
 a query error with ``mlmon.job.can_run`` CRITICAL (and ``predictions.available`` for the predictions
 job's models), both naming what failed, plus an error count; a sink failure leaves the window pending
-for the next run. The
-watermark of a (instance, job) advances only after the sink accepted every point of a window.
+for the next run. The watermark of a (instance, job) advances only after the sink accepted every
+point of a window; a job's first run sets it to the start of its first window.
 """
 
 from __future__ import annotations
