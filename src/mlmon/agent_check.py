@@ -39,14 +39,15 @@ __all__ = ["AgentCheckSink", "MlmonCheck"]
 class AgentCheckSink:
     """Submits through an :class:`AgentCheck`; windows older than ``late_after`` go to ``late`` when given."""
 
-    horizon: float | None = None  # the runner keeps window ends; this sink routes by age
-
     def __init__(
         self, check: AgentCheck, late: Sink | None = None, late_after: float = 15 * 60,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.check = check
         self.late = late
+        # the runner applies the late sink's horizon (re-stamp or skip what Datadog would drop); without a
+        # late sink everything goes through the Agent, stamped at its flush, so any age will do
+        self.horizon: float | None = late.horizon if late is not None else None
         self.late_after = late_after
         self.clock = clock
 
@@ -104,5 +105,6 @@ class MlmonCheck(AgentCheck):  # type: ignore[misc]
                     self.log.warning("instance %s job %s: %s", report.instance, report.job, "; ".join(report.messages))
         except Exception as exc:  # never out of check(): the Agent would only log it, without a service check
             self.log.exception("mlmon run failed")
-            self.service_check("mlmon.job.can_run", AgentCheck.CRITICAL, message=f"{type(exc).__name__}: {exc}",
-                               raw=True)
+            tags = [f"instance:{i.name}" for i in self.mlmon_config.instances]
+            self.service_check("mlmon.job.can_run", AgentCheck.CRITICAL, tags=tags,
+                               message=f"{type(exc).__name__}: {exc}", raw=True)
