@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -130,6 +131,37 @@ def intake() -> Iterator[IntakeServer]:
 API_KEY = "test-api-key-0123456789"
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (connection refused), free for a server to bind later."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def utc(ts: float) -> dt.datetime:
     """A naive UTC datetime, as stored in TIMESTAMP columns."""
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)
+
+
+class Listener:
+    """A datagram socket standing in for the Agent's DogStatsD server: collects what arrives."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.settimeout(0.5)
+
+    def datagrams(self) -> list[str]:
+        out = []
+        while True:
+            try:
+                out.extend(self.sock.recv(65535).decode().splitlines())
+            except TimeoutError:
+                return out
+
+
+@pytest.fixture
+def udp() -> Iterator[tuple[Listener, int]]:
+    """A DogStatsD listener on a loopback UDP port, and the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield Listener(sock), sock.getsockname()[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -78,25 +77,17 @@ def test_broken_warehouse_is_a_critical_service_check_not_an_exception(aggregato
 
 
 def test_late_windows_keep_their_timestamps_through_dogstatsd(aggregator, dd_run_check, duckdb_warehouse,
-                                                             tmp_path) -> None:
+                                                             tmp_path, udp) -> None:
     """late_windows: dogstatsd: windows older than late_after go to DogStatsD with their window-end timestamps;
     the fresh ones go through the Agent; none is sent both ways."""
     sc = known_answers(time.time())
     duckdb_warehouse.write_predictions(sc.rows)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        udp.settimeout(0.5)
-        check = make_check(tmp_path, duckdb_warehouse.config(), late_windows="dogstatsd", late_after="30m",
-                           dogstatsd_host="127.0.0.1", dogstatsd_port=udp.getsockname()[1],
-                           historical_ingestion=True)
-        dd_run_check(check)
-        check.sink.late.close()  # type: ignore[union-attr]
-        lines = []
-        try:
-            while True:
-                lines += udp.recv(65535).decode().splitlines()
-        except TimeoutError:
-            pass
+    listener, port = udp
+    check = make_check(tmp_path, duckdb_warehouse.config(), late_windows="dogstatsd", late_after="30m",
+                       dogstatsd_host="127.0.0.1", dogstatsd_port=port, historical_ingestion=True)
+    dd_run_check(check)
+    check.sink.late.close()  # type: ignore[union-attr]
+    lines = listener.datagrams()
     now = time.time()
     a, _, c = map(int, sc.window_ends)  # ages: a 35-45 min (late), c 15-25 min (fresh), b either
     late = {}

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, closed_port
 from tests.scenarios import known_answers
 
 from mlmon.config import parse_config
@@ -97,14 +97,8 @@ def test_errors_key_in_2xx_is_a_failure(intake) -> None:
 
 def test_connection_refused_is_a_sink_error() -> None:
     """Nothing listening: SinkError after the bounded retries, no exception escapes otherwise."""
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
     sleeps: list[float] = []
-    sink = DatadogApiSink(api_key=API_KEY, api_host=f"http://127.0.0.1:{port}", max_retries=2,
+    sink = DatadogApiSink(api_key=API_KEY, api_host=f"http://127.0.0.1:{closed_port()}", max_retries=2,
                           retry_backoff=0.1, sleep=sleeps.append, timeout=1.0)
     from mlmon.samples import Sample
 

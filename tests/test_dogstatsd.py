@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import Listener
 from tests.scenarios import known_answers
 
 from mlmon.config import parse_config
@@ -17,29 +17,6 @@ from mlmon.sinks.dogstatsd import DogStatsdSink
 from mlmon.sinks.factory import make_sink
 
 NOW = 1_800_000_123.0
-
-
-class Listener:
-    """A datagram socket that collects what arrives."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(0.5)
-
-    def datagrams(self) -> list[str]:
-        out = []
-        while True:
-            try:
-                out.extend(self.sock.recv(65535).decode().splitlines())
-            except TimeoutError:
-                return out
-
-
-@pytest.fixture
-def udp() -> Iterator[tuple[Listener, int]]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield Listener(sock), sock.getsockname()[1]
 
 
 def parse_metric(line: str) -> tuple[str, float, str, list[str], int]:

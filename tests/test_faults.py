@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, closed_port
 
 from mlmon.config import parse_config
 from mlmon.runner import Agent, JobReport
@@ -118,12 +117,6 @@ def clean(warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> IntakeSe
     return intake
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def watermarks(state: Path) -> dict[str, float | None]:
     store = StateStore(state)
     return {job: store.load(INSTANCE, job).watermark for job in WINDOW_JOBS}
@@ -195,7 +188,7 @@ def test_outage_then_recovery_delivers_every_window(kind, warehouse, tmp_path, c
 def test_connection_refused_then_intake_comes_up(warehouse, tmp_path, clean) -> None:
     """Nothing listening: bounded retries, nothing lost; the intake then starts on that port and the next run
     delivers everything."""
-    port = free_port()
+    port = closed_port()
     state, sleeps, clock = tmp_path / "state", [], [END]
     agent = make_agent(warehouse, state, f"http://127.0.0.1:{port}", sleeps, clock)
     down = agent.run_once()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import pytest
 import yaml
-from tests.conftest import PG_URL, utc
+from tests.conftest import PG_URL, closed_port, utc
 
 import mlmon.logs
 from mlmon.cli import main
@@ -111,15 +110,6 @@ def _around(text: bytes, secret: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # fixtures and helpers
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connection refused)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return int(port)
 
 
 def with_password(url: str, password_in_url: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from tests.conftest import closed_port
 from tests.scenarios import known_answers
 
 from mlmon.config import parse_config
@@ -250,10 +251,7 @@ class Forwarder:
 
 @pytest.fixture
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    return port
+    return closed_port()
 
 
 @pytest.mark.postgres

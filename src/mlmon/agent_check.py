@@ -30,7 +30,7 @@ from datadog_checks.base import AgentCheck, ConfigurationError
 
 from mlmon.config import Config, ConfigError, DatadogConfig, parse_config
 from mlmon.runner import Agent
-from mlmon.samples import MetricType, Point, Sample, ServiceCheck
+from mlmon.samples import MetricType, Point, Sample
 from mlmon.sinks.base import Sink, SinkError
 
 __all__ = ["AgentCheckSink", "MlmonCheck"]
@@ -53,18 +53,17 @@ class AgentCheckSink:
 
     def submit(self, points: Sequence[Point]) -> None:
         now = self.clock()
-        late = [p for p in points if self.late is not None and now - p.timestamp > self.late_after]
-        if late:
-            assert self.late is not None
-            self.late.submit(late)  # a SinkError leaves the windows pending, nothing submitted twice
-        late_ids = {id(p) for p in late}
+        late: list[Point] = []
+        fresh: list[Point] = []
         for p in points:
-            if id(p) in late_ids:
-                continue
+            (late if self.late is not None and now - p.timestamp > self.late_after else fresh).append(p)
+        if late and self.late is not None:
+            self.late.submit(late)  # a SinkError leaves the windows pending, nothing submitted twice
+        for p in fresh:
             if isinstance(p, Sample):
                 submit = self.check.count if p.type is MetricType.COUNT else self.check.gauge
                 submit(p.name, p.value, tags=list(p.tags), raw=True)
-            elif isinstance(p, ServiceCheck):
+            else:
                 self.check.service_check(p.name, int(p.status), tags=list(p.tags), message=p.message or None,
                                          raw=True)
 

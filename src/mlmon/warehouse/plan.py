@@ -15,7 +15,6 @@ rows per model, :func:`mlmon.warehouse.training.fetch_runs`) already says which 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from sqlglot import exp
 from mlmon.config import Instance
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.sql import bind_source, model_filter, model_params, parse_template, ts_param
-from mlmon.warehouse.training import FeatureKind, _feature_column, _feature_columns
+from mlmon.warehouse.training import FeatureKind, bind_features, feature_value_ctes, version_params
 
 _PAIRS = parse_template(
     """
@@ -135,57 +134,18 @@ def build_feature_counts_query(
     """The counts statement; ``versions[i]`` (1 or 2) is how many versions model ``i`` binds.
 
     Placeholders: ``$model_<i>``, ``$version_<i>_0`` (latest), ``$version_<i>_1`` (previous) and
-    ``$float_max``, see :func:`feature_counts_params`.
+    ``$float_max``, see :func:`mlmon.warehouse.training.version_params`.
     """
-    table = instance.tables.training_features
-    if table is None:
-        raise ValueError("training_features table is not configured")
-    if not features or not versions:
-        raise ValueError("the feature counts statement needs at least one feature and one model")
-    picks = " UNION ALL ".join(
-        f"SELECT CAST($model_{i} AS VARCHAR) AS model, CAST($version_{i}_{role} AS VARCHAR) AS model_version,"
-        f" {role} AS role"
-        for i, n in enumerate(versions)
-        for role in range(n)
-    )
-    columns = ", ".join(f"src.{_feature_column(i)} AS v{i}" for i in range(len(features)))
-    branches = []
-    for i, name in enumerate(features):
-        if kinds[name] == "numeric":
-            x = f"CAST(v{i} AS DOUBLE)"
-            branches.append(
-                f"SELECT model, role, {i} AS f, CASE WHEN {x} >= -$float_max AND {x} <= $float_max THEN {x} END AS x,"
-                f" CAST(NULL AS VARCHAR) AS c FROM picked"
-            )
-        else:
-            branches.append(
-                f"SELECT model, role, {i} AS f, CAST(NULL AS DOUBLE) AS x, CAST(v{i} AS VARCHAR) AS c FROM picked"
-            )
     template = parse_template(
         f"""
-WITH picks AS ({picks}),
-picked AS (
-  SELECT p.model AS model, p.role AS role, {columns}
-  FROM __source__ AS src
-  JOIN picks AS p ON src.model = p.model AND src.model_version = p.model_version
-),
-unpivoted AS ({" UNION ALL ".join(branches)})
+WITH {feature_value_ctes(features, kinds, versions)}
 SELECT model, role, f, COUNT(*) AS n, COUNT(x) + COUNT(c) AS n_valid, COUNT(DISTINCT c) AS n_distinct
 FROM unpivoted
 GROUP BY model, role, f
 ORDER BY model, role, f
 """
     )
-    return bind_source(template, table, _feature_columns(instance, features))
-
-
-def feature_counts_params(versions: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """Bound values: ``versions`` maps model -> (latest[, previous])."""
-    params: dict[str, Any] = {"float_max": sys.float_info.max}
-    for i, (model, names) in enumerate(versions.items()):
-        params[f"model_{i}"] = model
-        params.update({f"version_{i}_{role}": v for role, v in enumerate(names)})
-    return params
+    return bind_features(template, instance, features)
 
 
 def fetch_feature_counts(
@@ -197,7 +157,7 @@ def fetch_feature_counts(
         return {}
     query = build_feature_counts_query(instance, features, kinds, [len(v) for v in versions.values()])
     used = {p.name for p in query.find_all(exp.Placeholder)}  # $float_max only with a numeric feature
-    rows = engine.fetch(query, {k: v for k, v in feature_counts_params(versions).items() if k in used})
+    rows = engine.fetch(query, {k: v for k, v in version_params(versions).items() if k in used})
     return {
         (str(model), features[int(f)], int(role)): FeatureCount(int(n), int(n_valid or 0), int(n_distinct or 0))
         for model, role, f, n, n_valid, n_distinct in rows

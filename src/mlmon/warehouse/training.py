@@ -271,16 +271,14 @@ class FeaturesResult:
     rows_fetched: int
 
 
-def build_features_query(
-    instance: Instance, features: Sequence[str], kinds: Mapping[str, FeatureKind], versions: Sequence[int]
-) -> exp.Expression:
-    """The feature statement; ``versions[i]`` (1 or 2) is how many versions model ``i`` binds.
-
-    Placeholders: ``$model_<i>``, ``$version_<i>_0`` (latest) and ``$version_<i>_1`` (previous), see
-    :func:`features_params`; ``$top_k`` and ``$float_max``.
+def feature_value_ctes(features: Sequence[str], kinds: Mapping[str, FeatureKind], versions: Sequence[int]) -> str:
+    """The ``picks``, ``picked`` and ``unpivoted`` CTEs (text to follow ``WITH``) shared by the feature
+    statement and ``mlmon plan``'s counts: one ``unpivoted`` row (model, role, f, x, c) per training row
+    and feature of each picked version, the numeric value in ``x`` (NULL unless finite), the categorical
+    one in ``c``. ``versions[i]`` (1 or 2) is how many versions model ``i`` binds, see :func:`version_params`.
     """
     if not features or not versions:
-        raise ValueError("the feature statement needs at least one feature and one model")
+        raise ValueError("a feature statement needs at least one feature and one model")
     picks = " UNION ALL ".join(
         f"SELECT CAST($model_{i} AS VARCHAR) AS model, CAST($version_{i}_{role} AS VARCHAR) AS model_version,"
         f" {role} AS role"
@@ -300,27 +298,45 @@ def build_features_query(
             branches.append(
                 f"SELECT model, role, {i} AS f, CAST(NULL AS DOUBLE) AS x, CAST(v{i} AS VARCHAR) AS c FROM picked"
             )
-    template = parse_template(
-        f"""
-WITH picks AS ({picks}),
+    return f"""picks AS ({picks}),
 picked AS (
   SELECT p.model AS model, p.role AS role, {columns}
   FROM __source__ AS src
   JOIN picks AS p ON src.model = p.model AND src.model_version = p.model_version
 ),
-unpivoted AS ({" UNION ALL ".join(branches)}),
-{_FEATURES_TAIL}"""
-    )
-    return bind_source(template, _table(instance, "training_features"), _feature_columns(instance, features))
+unpivoted AS ({" UNION ALL ".join(branches)})"""
 
 
-def features_params(versions: Mapping[str, Sequence[str]], top_k: int) -> dict[str, Any]:
-    """Bound values for :func:`build_features_query`: ``versions`` maps model -> (latest[, previous])."""
-    params: dict[str, Any] = {"top_k": int(top_k), "float_max": sys.float_info.max}
+def version_params(versions: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """``$model_<i>``, ``$version_<i>_<role>`` and ``$float_max`` for :func:`feature_value_ctes`:
+    ``versions`` maps model -> (latest[, previous])."""
+    params: dict[str, Any] = {"float_max": sys.float_info.max}
     for i, (model, names) in enumerate(versions.items()):
         params[f"model_{i}"] = model
         params.update({f"version_{i}_{role}": v for role, v in enumerate(names)})
     return params
+
+
+def bind_features(template: exp.Expression, instance: Instance, features: Sequence[str]) -> exp.Expression:
+    """``template`` with ``__source__`` bound to the instance's ``training_features`` and its feature columns."""
+    return bind_source(template, _table(instance, "training_features"), _feature_columns(instance, features))
+
+
+def build_features_query(
+    instance: Instance, features: Sequence[str], kinds: Mapping[str, FeatureKind], versions: Sequence[int]
+) -> exp.Expression:
+    """The feature statement; ``versions[i]`` (1 or 2) is how many versions model ``i`` binds.
+
+    Placeholders: ``$model_<i>``, ``$version_<i>_0`` (latest) and ``$version_<i>_1`` (previous), see
+    :func:`features_params`; ``$top_k`` and ``$float_max``.
+    """
+    template = parse_template(f"WITH {feature_value_ctes(features, kinds, versions)},\n{_FEATURES_TAIL}")
+    return bind_features(template, instance, features)
+
+
+def features_params(versions: Mapping[str, Sequence[str]], top_k: int) -> dict[str, Any]:
+    """Bound values for :func:`build_features_query`: ``versions`` maps model -> (latest[, previous])."""
+    return {"top_k": int(top_k), **version_params(versions)}
 
 
 def parse_features(
