@@ -1,7 +1,8 @@
 """Descriptive statistics of a window of predictions.
 
-Quantiles follow NumPy's default ("linear") definition exactly: the warehouse returns the order
-statistics at ranks ``floor(q * (n - 1))`` and the next one, and they are interpolated here.
+Quantiles follow NumPy's default ("linear") definition exactly: the warehouse returns either the
+order statistics at ranks ``floor(q * (n - 1))`` and the next one, interpolated here, or (DuckDB)
+the quantiles themselves from an exact aggregate with the same definition.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class PredictionAggregate:
 
     ``count`` counts every row; the other fields describe the valid rows only (finite, in [0, 1]).
     ``mode_count`` is the number of rows equal to the most frequent valid value, ``order_stats`` maps
-    the ranks of :func:`quantile_ranks` to their values, ``histogram`` is the drift summary.
+    the ranks of :func:`quantile_ranks` to their values (or ``quantiles`` maps the :data:`QUANTILES`
+    names to values an engine computed exactly), ``histogram`` is the drift summary.
     """
 
     count: int
@@ -55,6 +57,7 @@ class PredictionAggregate:
     mode_count: int
     order_stats: Mapping[int, float] = field(default_factory=dict)
     histogram: ScoreHistogram = field(default_factory=ScoreHistogram.empty)
+    quantiles: Mapping[str, float] | None = None
 
     @classmethod
     def from_values(cls, values: npt.ArrayLike) -> PredictionAggregate:
@@ -121,6 +124,9 @@ def describe(agg: PredictionAggregate) -> PredictionStats:
         stddev=_finite(agg.stddev) if agg.valid_count > 1 else None,
         minimum=_finite(agg.minimum) if has_rows else None,
         maximum=_finite(agg.maximum) if has_rows else None,
-        quantiles=interpolate_quantiles(agg.valid_count, agg.order_stats),
+        quantiles=(
+            dict(agg.quantiles) if agg.quantiles is not None and has_rows
+            else interpolate_quantiles(agg.valid_count, agg.order_stats)
+        ),
         same_value_ratio=agg.mode_count / agg.valid_count if has_rows else None,
     )

@@ -1,12 +1,17 @@
-"""The predictions job's single statement: per (model, model_version, window) stats, quantile order
-statistics and drift histogram.
+"""The predictions job's single statement: per (model, model_version, window) stats, quantiles and
+drift histogram.
 
 One query covers every model and every window of a range (and the reference range a day earlier).
-The result rows of one (model, version, window) are: the order statistics at the ranks the reported
-quantiles need (``kind = 'q'``, at most 12), and the non-empty drift-grid buckets (``kind = 'h'``,
-at most ``DRIFT_BUCKETS``); each carries the group's exact aggregates (count, valid count, mean,
-sample stddev, min, max, modal count). A group with no valid rows comes back as one row with a NULL
-kind. Rows returned per (model, version, window) are bounded by a constant, not by the row count.
+The result rows of one (model, version, window) are the non-empty drift-grid buckets (``kind = 'h'``,
+at most ``DRIFT_BUCKETS``) and, on engines without an exact quantile aggregate, the order statistics
+at the ranks the reported quantiles need (``kind = 'q'``, at most 12); each carries the group's exact
+aggregates (count, valid count, mean, sample stddev, min, max, modal count, and on DuckDB the six
+quantiles from its exact ``QUANTILE_CONT``). A group with no valid rows comes back as one row with a
+NULL kind. Rows returned per (model, version, window) are bounded by a constant, not by the row count.
+
+Quantiles are exact (NumPy's linear definition) on every engine. The portable statement ranks every
+valid row with ``ROW_NUMBER`` (a sort of the whole range); DuckDB's ``QUANTILE_CONT`` gives the same
+numbers without that sort, so the DuckDB statement uses it (see ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -34,8 +39,7 @@ _RANK_TESTS = " OR ".join(
     for _, q in QUANTILES
 )
 
-_TEMPLATE = parse_template(
-    f"""
+_BASE_CTES = """
 WITH base AS (
   SELECT
     src.model AS model,
@@ -55,6 +59,14 @@ valid AS (
     END AS b
   FROM base WHERE ok = 1
 ),
+modes AS (
+  SELECT model, model_version, w, MAX(c) AS mode_count
+  FROM (SELECT model, model_version, w, p, COUNT(*) AS c FROM valid GROUP BY model, model_version, w, p) AS v
+  GROUP BY model, model_version, w
+),
+"""
+
+_STATS = """
 stats AS (
   SELECT model, model_version, w,
     COUNT(*) AS n,
@@ -62,15 +74,32 @@ stats AS (
     AVG(CASE WHEN ok = 1 THEN p END) AS mean,
     STDDEV_SAMP(CASE WHEN ok = 1 THEN p END) AS sd,
     MIN(CASE WHEN ok = 1 THEN p END) AS lo,
-    MAX(CASE WHEN ok = 1 THEN p END) AS hi
+    MAX(CASE WHEN ok = 1 THEN p END) AS hi,
+    {quantiles} AS qs
   FROM base
   GROUP BY model, model_version, w
 ),
-modes AS (
-  SELECT model, model_version, w, MAX(c) AS mode_count
-  FROM (SELECT model, model_version, w, p, COUNT(*) AS c FROM valid GROUP BY model, model_version, w, p) AS v
-  GROUP BY model, model_version, w
-),
+"""
+
+_HISTOGRAM = """
+  SELECT model, model_version, w, 'h' AS kind, CAST(b AS BIGINT) AS i, CAST(COUNT(*) AS DOUBLE) AS x
+  FROM valid GROUP BY model, model_version, w, b
+"""
+
+_RESULT = """
+SELECT s.model, s.model_version, s.w, s.n, s.n_valid, s.mean, s.sd, s.lo, s.hi,
+       m.mode_count, s.qs, d.kind, d.i, d.x
+FROM stats AS s
+LEFT JOIN modes AS m ON s.model = m.model AND s.model_version = m.model_version AND s.w = m.w
+LEFT JOIN detail AS d ON s.model = d.model AND s.model_version = d.model_version AND s.w = d.w
+ORDER BY s.model, s.model_version, s.w, d.kind, d.i
+"""
+
+#: every engine: order statistics by ROW_NUMBER over the valid rows of each group
+_PORTABLE = parse_template(
+    _BASE_CTES
+    + _STATS.format(quantiles="CAST(NULL AS DOUBLE)")
+    + f"""
 ranked AS (
   SELECT v.model, v.model_version, v.w, v.p, s.n_valid,
     ROW_NUMBER() OVER (PARTITION BY v.model, v.model_version, v.w ORDER BY v.p) - 1 AS r
@@ -81,16 +110,22 @@ detail AS (
   SELECT model, model_version, w, 'q' AS kind, CAST(r AS BIGINT) AS i, p AS x
   FROM ranked WHERE {_RANK_TESTS}
   UNION ALL
-  SELECT model, model_version, w, 'h' AS kind, CAST(b AS BIGINT) AS i, CAST(COUNT(*) AS DOUBLE) AS x
-  FROM valid GROUP BY model, model_version, w, b
+  {_HISTOGRAM}
 )
-SELECT s.model, s.model_version, s.w, s.n, s.n_valid, s.mean, s.sd, s.lo, s.hi,
-       m.mode_count, d.kind, d.i, d.x
-FROM stats AS s
-LEFT JOIN modes AS m ON s.model = m.model AND s.model_version = m.model_version AND s.w = m.w
-LEFT JOIN detail AS d ON s.model = d.model AND s.model_version = d.model_version AND s.w = d.w
-ORDER BY s.model, s.model_version, s.w, d.kind, d.i
 """
+    + _RESULT
+)
+
+#: DuckDB: its exact (linear) QUANTILE_CONT, all six in one aggregate, and no sort of the range
+_DUCKDB = parse_template(
+    _BASE_CTES
+    + _STATS.format(
+        quantiles="QUANTILE_CONT(CASE WHEN ok = 1 THEN p END, [{}])".format(", ".join(repr(q) for _, q in QUANTILES))
+    )
+    + f"""
+detail AS ({_HISTOGRAM})
+"""
+    + _RESULT
 )
 
 
@@ -111,12 +146,16 @@ class PredictionQueryResult:
     rows_fetched: int
 
 
-def build_query(instance: Instance, models: Sequence[str] = ()) -> exp.Expression:
-    """The statement for ``instance`` (optionally restricted to ``models``, bound as placeholders)."""
+def build_query(instance: Instance, models: Sequence[str] = (), dialect: str = "") -> exp.Expression:
+    """The statement for ``instance`` (optionally restricted to ``models``, bound as placeholders).
+
+    ``dialect`` ``"duckdb"`` selects DuckDB's statement; any other value the portable one.
+    """
     table = instance.tables.predictions
     if table is None:
         raise ValueError("predictions table is not configured")
-    query = model_filter(_TEMPLATE.copy(), "base", models, ())
+    template = _DUCKDB if dialect == "duckdb" else _PORTABLE
+    query = model_filter(template.copy(), "base", models, ())
     return bind_source(query, table, instance.columns.get("predictions", {}))
 
 
@@ -137,11 +176,15 @@ def parse_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregat
     """Fold result rows back into one :class:`PredictionAggregate` per group."""
     head: dict[GroupKey, tuple[Any, ...]] = {}
     order_stats: dict[GroupKey, dict[int, float]] = defaultdict(dict)
+    quantiles: dict[GroupKey, dict[str, float]] = {}
     buckets: dict[GroupKey, list[tuple[int, int]]] = defaultdict(list)
     for row in rows:
-        model, version, w, n, n_valid, mean, sd, lo, hi, mode_count, kind, i, x = row
+        model, version, w, n, n_valid, mean, sd, lo, hi, mode_count, qs, kind, i, x = row
         key = GroupKey(str(model), str(version), int(w))
-        head.setdefault(key, (n, n_valid, mean, sd, lo, hi, mode_count))
+        if key not in head:
+            head[key] = (n, n_valid, mean, sd, lo, hi, mode_count)
+            if qs is not None and all(v is not None for v in qs):
+                quantiles[key] = {name: float(v) for (name, _), v in zip(QUANTILES, qs, strict=True)}
         if kind == "q":
             order_stats[key][int(i)] = float(x)
         elif kind == "h":
@@ -158,6 +201,7 @@ def parse_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregat
             maximum=_float(hi),
             mode_count=int(mode_count or 0),
             order_stats=order_stats.get(key, {}),
+            quantiles=quantiles.get(key),
             histogram=ScoreHistogram(
                 np.fromiter((b for b, _ in bs), np.int64, len(bs)),
                 np.fromiter((c for _, c in bs), np.int64, len(bs)),
@@ -178,5 +222,6 @@ def fetch_prediction_aggregates(
     window: float, models: Sequence[str] = (),
 ) -> PredictionQueryResult:
     """Run the statement for one range and return aggregates for every group in it."""
-    rows = engine.fetch(build_query(instance, models), query_params(start, end, ref_start, ref_end, window, models))
+    query = build_query(instance, models, engine.dialect)
+    rows = engine.fetch(query, query_params(start, end, ref_start, ref_end, window, models))
     return PredictionQueryResult(parse_rows(rows), len(rows))
