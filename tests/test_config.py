@@ -62,8 +62,13 @@ def test_config_is_frozen() -> None:
         (minimal(columns={"predictions": {"score": "s"}}), "instances -> 0 -> columns", "unknown column 'score'"),
         ({"instances": []}, "instances", "at least 1"),
         (minimal(jobs={"predictions": {"window": "7m"}}), "instances -> 0 -> jobs -> predictions", "divide a day"),
+        ({"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w", "memory_limit": "lots"}}]},
+         "instances -> 0 -> warehouse -> memory_limit", "256MB"),
+        ({"instances": [{"name": "a", "warehouse": {"engine": "spark", "conf": {"x": 1}}}]},
+         "instances -> 0 -> warehouse -> conf", "spark."),
     ],
-    ids=["sql-in-identifier", "bad-duration", "bad-engine", "unknown-key", "unknown-column", "no-instances", "window"],
+    ids=["sql-in-identifier", "bad-duration", "bad-engine", "unknown-key", "unknown-column", "no-instances", "window",
+         "memory-limit", "spark-conf"],
 )
 def test_errors_name_file_and_path(tmp_path, data, path, words) -> None:
     """A bad value is reported with the file, the YAML path and what was expected."""
@@ -73,6 +78,40 @@ def test_errors_name_file_and_path(tmp_path, data, path, words) -> None:
         load_config(f)
     text = str(err.value)
     assert str(f) in text and path in text and words in text, text
+
+
+def test_one_bad_instance_is_one_line() -> None:
+    """An invalid instance is reported once, at its own path (not also as "instances: too short")."""
+    with pytest.raises(ConfigError) as err:
+        parse_config({"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w", "threads": 0}}]})
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("  instances -> 0 -> warehouse -> threads:"), lines
+
+
+def test_duckdb_settings_reach_the_engine(tmp_path) -> None:
+    """memory_limit, threads and temp_directory are DuckDB's settings on the agent's connection."""
+    import duckdb
+
+    from mlmon.warehouse.engines import open_engine
+
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    warehouse = {"engine": "duckdb", "path": str(path)}
+    defaults = parse_config({"instances": [{"name": "a", "warehouse": warehouse}]}).instances[0].warehouse
+    tuned = parse_config({"instances": [{"name": "a", "warehouse": {
+        **warehouse, "memory_limit": "1GB", "threads": 1, "temp_directory": str(tmp_path / "spill")}}]})
+    settings = ("memory_limit", "threads", "temp_directory", "TimeZone")
+    probe = "SELECT " + ", ".join(f"current_setting('{s}')" for s in settings)
+    results = []
+    for config in (defaults, tuned.instances[0].warehouse):
+        engine = open_engine(config)
+        try:
+            results.append(engine._con.execute(probe).fetchone())  # type: ignore[attr-defined]
+        finally:
+            engine.close()
+    (limit, _, _, zone), (tuned_limit, threads, temp, tuned_zone) = results
+    assert limit == "244.1 MiB" and zone == tuned_zone == "UTC"  # DuckDB reports 256 MB in MiB
+    assert (tuned_limit, threads, temp) == ("953.6 MiB", 1, str(tmp_path / "spill"))
 
 
 def test_cli_exits_2_on_bad_config(tmp_path, capsys) -> None:

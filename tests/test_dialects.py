@@ -47,7 +47,7 @@ def test_query_compiles_and_round_trips(name: str, dialect: str) -> None:
     """No UnsupportedError; the text parses again in the same dialect; identifiers are quoted."""
     sql = render(QUERIES[name], dialect)
     sqlglot.parse_one(sql, read=dialect)
-    quote = "`" if dialect in {"bigquery", "spark"} else '"'
+    quote = "`" if dialect in {"bigquery", "spark", "databricks"} else '"'
     reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "reproducibility",
                          "plan-pairs", "plan-pairs-lanes"}
     if name in reads_predictions | {"probe-predictions"}:
@@ -66,3 +66,19 @@ def test_config_values_are_placeholders_not_text() -> None:
         for name in ("predictions-filtered", "quality-lanes", "reproducibility", "offline", "plan-pairs-lanes"):
             sql = render(QUERIES[name], dialect)
             assert "ctr_a" not in sql and "cvr_b" not in sql and "'v2'" not in sql, (name, dialect)
+
+
+def test_spark_epoch_keeps_the_fraction_of_a_second() -> None:
+    """Spark's UNIX_TIMESTAMP truncates to whole seconds; the window index uses UNIX_MICROS / 10^6 like EPOCH."""
+    for dialect in ("spark", "databricks"):
+        sql = render(QUERIES["predictions"], dialect)
+        assert "UNIX_MICROS(" in sql and "UNIX_TIMESTAMP(" not in sql, dialect
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_sqlalchemy_renders_colon_placeholders(dialect: str) -> None:
+    """For SQLAlchemy's text(), every dialect's bound values are ``:name`` markers, never values."""
+    sql = render(QUERIES["quality-lanes"], dialect, placeholders="colon")
+    assert ":model_0" in sql and ":exclude_0" in sql
+    assert "%(" not in sql and "@model_0" not in sql and "$model_0" not in sql
+    assert "ctr_a" not in sql and "cvr_b" not in sql

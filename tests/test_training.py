@@ -259,7 +259,7 @@ def test_queries_render_in_every_dialect() -> None:
         "features": build_features_query(inst, list(kinds), kinds, [2, 1]),
     }
     for dialect in DIALECTS:
-        quote = "`" if dialect in {"bigquery", "spark"} else '"'
+        quote = "`" if dialect in {"bigquery", "spark", "databricks"} else '"'
         for name, query in queries.items():
             sql = render(query, dialect)
             sqlglot.parse_one(sql, read=dialect)

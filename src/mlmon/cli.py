@@ -18,9 +18,11 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def _secrets(config: Config) -> list[str | None]:
+    from mlmon.config import SQLAlchemyWarehouse
     from mlmon.sinks.factory import secrets_of
 
-    urls = [i.warehouse.url.get_secret_value() for i in config.instances if isinstance(i.warehouse, PostgresWarehouse)]
+    urls = [i.warehouse.url.get_secret_value() for i in config.instances
+            if isinstance(i.warehouse, PostgresWarehouse | SQLAlchemyWarehouse)]
     return secrets_of(config.init_config.datadog, urls)
 
 
@@ -66,6 +68,103 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         run_forever(agent)
         return EXIT_OK
+    finally:
+        lock.release()
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Send a historical range through the jobs, the delivery and the sink of ``mlmon run``; resumable."""
+    import signal
+
+    from mlmon import backfill
+    from mlmon.jobs.windows import iso
+    from mlmon.scheduler import stop_on_signals
+    from mlmon.sinks.base import SinkError
+    from mlmon.sinks.factory import make_sink
+    from mlmon.state import BackfillLock, LockError, StateStore
+
+    now = time.time()
+    times = {}
+    for flag, text in (("--start", args.start), ("--end", args.end)):
+        try:
+            times[flag] = backfill.parse_time(text)
+        except ValueError as exc:
+            print(f"mlmon: {flag}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    start, end = times["--start"], times["--end"]
+    if end <= start:
+        print(f"mlmon: --end: {iso(end)} is not after --start {iso(start)}", file=sys.stderr)
+        return EXIT_USAGE
+    if start >= now:
+        print(f"mlmon: --start: {iso(start)} is in the future", file=sys.stderr)
+        return EXIT_USAGE
+    jobs = args.job or ["predictions", "quality", "reproducibility"]
+    if "training" in jobs:
+        print("mlmon: --job training: training is a snapshot job (each model's latest version, stamped at send "
+              "time); it has no windows to backfill, and every mlmon run sends it", file=sys.stderr)
+        return EXIT_USAGE
+    config = _load(args)
+    names = [i.name for i in config.instances]
+    unknown = [n for n in args.instance or () if n not in names]
+    if unknown:
+        print(f"mlmon: --instance: no instance named {unknown[0]!r} in {args.config} "
+              f"(instances: {', '.join(names)})", file=sys.stderr)
+        return EXIT_USAGE
+    refused = backfill.refusal(config.init_config.datadog)
+    if refused:
+        print(f"mlmon: {args.config}: {refused}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sink = make_sink(config.init_config.datadog)
+    except SinkError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    state_dir = config.init_config.state_dir
+    lock = BackfillLock(state_dir)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        try:
+            plans, notes = backfill.plan_backfill(config, StateStore(state_dir), start, end, now, jobs,
+                                                  args.instance or ())
+        except ValueError as exc:  # an unreadable state file
+            print(f"mlmon: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        for note in notes:
+            print(f"mlmon: {note}", file=sys.stderr)
+        if not plans:
+            print(f"mlmon: --start/--end: nothing to backfill between {iso(start)} and {iso(end)} "
+                  f"for job(s) {', '.join(jobs)}", file=sys.stderr)
+            return EXIT_USAGE
+        where = f"{iso(start)} to {iso(end)}"
+        if all(p.complete for p in plans):
+            print(f"nothing to send: every window from {where} was already delivered by an earlier backfill "
+                  f"of this range (its state: {state_dir}/<instance>/<job>.backfill-*.json)")
+            return EXIT_OK
+        total = sum(p.pending for p in plans)
+        if not total:
+            print(f"nothing to send yet: the windows left from {where} are not due")
+            return EXIT_OK
+        done = sum(lane.delivered_before for p in plans for lane in p.lanes)
+        print(f"mlmon: backfilling {total:,} window(s) from {where}"
+              + (f" ({done:,} delivered by an earlier run)" if done else ""), file=sys.stderr)
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            with backfill.progress_on(sys.stderr, total) as progress:
+                runner = backfill.Backfill(config, sink, plans, progress=progress)
+                stop_on_signals(runner)  # finish the window in flight, save its watermark, exit 0
+                results = runner.run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        print(backfill.format_summary(results, runner.stop.is_set()))
+        return EXIT_FAILURE if any(r.report and r.report.errors for r in results) else EXIT_OK
     finally:
         lock.release()
         close = getattr(sink, "close", None)
@@ -352,6 +451,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run the agent (scheduler, or --once for cron)")
     p.add_argument("--once", action="store_true", help="run every due window of every job once, then exit")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "backfill", parents=[common],
+        help="send a past range through the window jobs (resumable, progress on stderr)",
+        description="Send the windows of a past range through the same jobs, delivery and sink as `mlmon run`. "
+        "Each job's windows fully inside [--start, --end) are sent, stamped at their end, oldest first; windows "
+        "not due yet are left out. Progress goes to stderr (a bar on a terminal, a few lines otherwise; rows are "
+        "the prediction rows the windows cover). The same command again continues where an interrupted or "
+        "failed run stopped and sends no window twice. Needs transport: jsonl, or historical_ingestion: true.",
+    )
+    p.add_argument("--start", required=True, metavar="TIME",
+                   help="ISO 8601 date or time, e.g. 2026-11-13 or 2026-11-13T14:00:00Z (UTC when no zone)")
+    p.add_argument("--end", required=True, metavar="TIME", help="end of the range (exclusive), same forms")
+    p.add_argument("--job", nargs="+", action="extend", metavar="JOB",
+                   choices=["predictions", "quality", "reproducibility", "training"],
+                   help="window job(s) to backfill (default: predictions, quality and reproducibility)")
+    p.add_argument("--instance", nargs="+", action="extend", metavar="NAME",
+                   help="instance(s) to backfill (default: every instance of the config)")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("check", parents=[common], help="check config, warehouse, tables, columns, Datadog key")
     p.set_defaults(func=cmd_check)

@@ -20,7 +20,7 @@ from mlmon.jobs import predictions as predictions_job
 from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Lane, WindowOutput, due_windows
+from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows
 from mlmon.samples import CheckStatus, MetricType, Point, Sample, ServiceCheck, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState, StateStore
@@ -116,7 +116,15 @@ def _groups(outputs: Sequence[WindowOutput], max_points: int) -> list[list[Windo
 
 
 class Agent:
-    """Runs the configured jobs against their warehouses and hands the results to one sink."""
+    """Runs the configured jobs against their warehouses and hands the results to one sink.
+
+    :meth:`state_key`, :meth:`windows` and :meth:`delivered` are where ``mlmon backfill``
+    (:class:`mlmon.backfill.Backfill`) differs from a live run; everything between them is shared.
+    """
+
+    #: send service checks and the agent's self-metrics; a backfill does not, because they describe the
+    #: live agent (a week-old CRITICAL, or a lag of a week, would page through the shipped monitors)
+    sends_status = True
 
     def __init__(
         self,
@@ -150,6 +158,18 @@ class Agent:
                 log.info("instance %s: job %s skipped, table %s not configured", instance.name, job, missing[0])
         return jobs
 
+    def state_key(self, instance: Instance, job: str) -> str:
+        """The name under which the state of ``job`` of ``instance`` is kept in the store."""
+        return job
+
+    def windows(self, instance: Instance, job: str, lane: Lane, state: JobState, now: float) -> list[Window]:
+        """The windows of ``lane`` to process now, oldest first: every due window after its watermark."""
+        cfg = getattr(instance.jobs, job)
+        return due_windows(now, state.lane_watermark(lane.key), cfg.window, lane.delay, cfg.initial_lookback)
+
+    def delivered(self, report: JobReport, outputs: Sequence[WindowOutput]) -> None:
+        """Called once the sink accepted ``outputs`` and their watermark was saved."""
+
     def run_once(self) -> list[JobReport]:
         """Run every enabled job of every instance once; never raises for a data or sink problem."""
         reports: list[JobReport] = []
@@ -175,7 +195,8 @@ class Agent:
             report.errors += 1
             report.messages.append(f"{type(exc).__name__}: {exc}")
             log.exception("instance %s job %s failed", instance.name, job)
-        self._send_self_metrics(instance, report, checks, base_tags, started)
+        if self.sends_status:
+            self._send_self_metrics(instance, report, checks, base_tags, started)
         return report
 
     def _default_tables_exist(self, engine: Engine, instance: Instance, job: str) -> bool:
@@ -230,13 +251,10 @@ class Agent:
     ) -> None:
         module = WINDOW_JOBS[job]
         cfg = getattr(instance.jobs, job)
-        state = self.store.load(instance.name, job)
+        state = self.store.load(instance.name, self.state_key(instance, job))
         report.watermark = state.oldest_watermark()
         now = self.clock()
-        plan = [
-            (lane, due_windows(now, state.lane_watermark(lane.key), cfg.window, lane.delay, cfg.initial_lookback))
-            for lane in module.lanes(instance)
-        ]
+        plan = [(lane, self.windows(instance, job, lane, state, now)) for lane in module.lanes(instance)]
         if not any(windows for _, windows in plan):
             return
         engine = self._open(instance, report, checks, base_tags)
@@ -249,7 +267,7 @@ class Agent:
         for lane, windows in new_lanes:
             state.advance(lane.key, windows[0].start)
         if new_lanes:
-            self.store.save(instance.name, job, state)
+            self.store.save(instance.name, self.state_key(instance, job), state)
             report.watermark = state.oldest_watermark()
         if engine is None:
             return
@@ -342,7 +360,8 @@ class Agent:
             now = self.clock()
             samples = [s for out in group for s in out.samples]
             kept, skipped = stamp(samples, now, self.sink.horizon, policy)
-            checks = stamp_checks((c for out in group for c in out.checks), now, self.sink.horizon)
+            checks = stamp_checks((c for out in group for c in out.checks if self.sends_status), now,
+                                  self.sink.horizon)
             points: list[Point] = [*kept, *checks]
             try:
                 self.sink.submit(points)
@@ -363,10 +382,11 @@ class Agent:
                 for model, version in out.models.items():
                     state.models[model] = {"last_seen": out.window.end, "version": version}
             state.advance(lane.key, group[-1].window.end)
-            self.store.save(instance.name, job, state)
+            self.store.save(instance.name, self.state_key(instance, job), state)
             report.windows_processed += len(group)
             report.points_sent += len(kept)
             report.outputs.extend(group)
+            self.delivered(report, group)
         return True
 
     def _send_self_metrics(

@@ -94,8 +94,12 @@ class StateStore:
 class AgentLock:
     """An exclusive ``flock`` on ``state_dir/mlmon.lock``, held for the agent's lifetime."""
 
+    #: the lock file under ``state_dir``, and who holds it (for the refusal message)
+    file_name = "mlmon.lock"
+    holder = "mlmon agent"
+
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(state_dir) / "mlmon.lock"
+        self.path = Path(state_dir) / self.file_name
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -109,7 +113,7 @@ class AgentLock:
             holder = fh.read().strip() or "unknown"
             fh.close()
             raise LockError(
-                f"another mlmon agent (pid {holder}) is using state directory {self.path.parent}; "
+                f"another {self.holder} (pid {holder}) is using state directory {self.path.parent}; "
                 "refusing to start"
             ) from None
         fh.seek(0)
@@ -131,3 +135,15 @@ class AgentLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class BackfillLock(AgentLock):
+    """``state_dir/backfill.lock``: one ``mlmon backfill`` per state directory at a time.
+
+    Not the agent's lock: a backfill keeps its watermarks under keys of its own (see
+    :func:`mlmon.backfill.state_key`) and never touches the live jobs' files, so it runs beside
+    ``mlmon run``; two backfills could share a range's watermark, so they exclude each other.
+    """
+
+    file_name = "backfill.lock"
+    holder = "mlmon backfill"

@@ -9,13 +9,15 @@ stay bound placeholders (``$start``). No configured string is ever spliced into 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import sqlglot
 from sqlglot import exp
 
-#: the dialects every query must render in (tested); the first two are executed for real
-DIALECTS = ("duckdb", "postgres", "bigquery", "snowflake", "trino", "spark")
+#: the dialects every query must render in (tested); duckdb, postgres and spark are executed for real
+DIALECTS = ("duckdb", "postgres", "bigquery", "snowflake", "trino", "spark", "databricks", "redshift")
 
 SOURCE_TABLE = "__source__"
 SOURCE_ALIAS = "src"
@@ -97,16 +99,40 @@ def model_params(include: Sequence[str], exclude: Sequence[str]) -> dict[str, st
 
 
 def _portable(node: exp.Expression, dialect: str) -> exp.Expression:
-    # sqlglot renders DuckDB's EPOCH(ts) as TIME_TO_UNIX(ts) for BigQuery, which has no such
-    # function; UNIX_SECONDS is BigQuery's spelling (whole seconds, enough to place a row in a window).
-    if dialect == "bigquery" and isinstance(node, exp.TimeToUnix):
-        return exp.UnixSeconds(this=node.this)
+    if isinstance(node, exp.TimeToUnix):
+        # sqlglot renders DuckDB's EPOCH(ts) as TIME_TO_UNIX(ts) for BigQuery, which has no such
+        # function; UNIX_SECONDS is BigQuery's spelling (whole seconds, enough to place a row in a window).
+        if dialect == "bigquery":
+            return exp.UnixSeconds(this=node.this)
+        # Spark's UNIX_TIMESTAMP (sqlglot's spelling) drops the fraction of a second; EPOCH keeps it
+        if dialect in ("spark", "databricks"):
+            micros = exp.cast(exp.UnixMicros(this=node.this), "double")
+            return exp.Paren(this=exp.Div(this=micros, expression=exp.Literal.number(1_000_000)))
     return node
 
 
-def render(query: exp.Expression, dialect: str) -> str:
-    """SQL text for ``dialect``; raises ``sqlglot.errors.UnsupportedError`` if it cannot be expressed."""
+_PLACEHOLDER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _colon_placeholder(node: exp.Expression) -> exp.Expression:
+    # a Var renders as written: the name is mlmon's own (start, model_0), checked, never a config value
+    if isinstance(node, exp.Placeholder) and node.name:
+        if not _PLACEHOLDER_NAME.fullmatch(node.name):
+            raise ValueError(f"bad placeholder name {node.name!r}")
+        return exp.Var(this=f":{node.name}")
+    return node
+
+
+def render(query: exp.Expression, dialect: str, placeholders: Literal["dialect", "colon"] = "dialect") -> str:
+    """SQL text for ``dialect``; raises ``sqlglot.errors.UnsupportedError`` if it cannot be expressed.
+
+    ``placeholders``: the dialect's own bound-parameter markers (``$start``, ``%(start)s``, ``@start``,
+    ``:start``), or ``:start`` whatever the dialect (SQLAlchemy's ``text()`` binds those, then hands the
+    driver its own style).
+    """
     tree = query.transform(_portable, dialect, copy=True)
+    if placeholders == "colon":
+        tree = tree.transform(_colon_placeholder, copy=False)
     return tree.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
 
 

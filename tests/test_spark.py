@@ -1,0 +1,191 @@
+"""Apache Spark (PySpark, local master) reading Parquet: the same numbers as DuckDB on the same rows.
+
+Skipped with a message when PySpark or Java is missing, unless ``MLMON_REQUIRE_SPARK=1`` (CI), which
+makes them failures. One Spark session serves the module (and the agent reuses it across its jobs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import DuckDBWarehouse
+from tests.scenarios import write_every_table
+from tests.test_parquet import assert_same_numbers, export_parquet, run_agent
+
+from mlmon.config import parse_config
+from mlmon.warehouse.engines import SPARK, QueryError, SparkEngine, WarehouseError, is_numeric_type
+from mlmon.warehouse.sql import bind_source, parse_template
+
+pytestmark = pytest.mark.spark
+
+#: small shuffles: the test data is a few thousand rows
+CONF = {"spark.sql.shuffle.partitions": 2, "spark.default.parallelism": 2}
+
+
+def _missing() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "PySpark not installed (pip install -e '.[test,spark]')"
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        return "no Java runtime for Spark (JAVA_HOME or java on PATH)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def spark_ready() -> Iterator[None]:
+    """Spark can start here; stopped after the module (the agent itself stops it at exit)."""
+    missing = _missing()
+    if missing:
+        if os.environ.get("MLMON_REQUIRE_SPARK"):
+            pytest.fail(f"Spark required (MLMON_REQUIRE_SPARK) but unavailable: {missing}")
+        pytest.skip(missing)
+    yield
+    SPARK.stop()
+
+
+@pytest.fixture(scope="module")
+def lake(spark_ready, tmp_path_factory) -> tuple[float, Path, dict[str, str]]:
+    """Every table in a DuckDB file and, the same rows, as Parquet folders."""
+    root = tmp_path_factory.mktemp("spark")
+    now = time.time()
+    warehouse = DuckDBWarehouse(root / "warehouse.duckdb")
+    write_every_table(warehouse, now)
+    return now, warehouse.path, export_parquet(warehouse.path, root / "lake")
+
+
+def spark_warehouse(folders: dict[str, str]) -> dict[str, Any]:
+    return {"engine": "spark", "master": "local[2]", "conf": CONF, "parquet": folders}
+
+
+def test_spark_gives_the_numbers_of_duckdb(tmp_path, lake) -> None:
+    """Every job, metric by metric (names, tags, timestamps, values within 1e-9): Spark on Parquet = DuckDB."""
+    now, database, folders = lake
+    want = run_agent({"engine": "duckdb", "path": str(database)}, now, tmp_path / "state-duckdb")
+    got = run_agent(spark_warehouse(folders), now, tmp_path / "state-spark")
+    assert_same_numbers(want, got)
+
+
+def engine(folders: dict[str, str]) -> SparkEngine:
+    config = parse_config({"instances": [{"name": "ads", "warehouse": spark_warehouse(folders)}]})
+    return SparkEngine(config.instances[0].warehouse)  # type: ignore[arg-type]
+
+
+def test_timestamps_are_utc_both_ways(lake, monkeypatch) -> None:
+    """A bound naive timestamp means UTC and a TIMESTAMP result comes back as naive UTC, whatever TZ is."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        e = engine(lake[2])
+        query = parse_template("SELECT CAST($t AS TIMESTAMP) AS t, EPOCH(CAST($t AS TIMESTAMP)) AS s "
+                               "FROM __source__ AS src LIMIT 1")
+        t = dt.datetime(2024, 3, 10, 7, 30, 0, 250000)  # read as New York time it would be 4 hours off
+        [(back, seconds)] = e.fetch(bind_source(query, "training_runs", {}), {"t": t})
+        assert back == t
+        assert seconds == t.replace(tzinfo=dt.timezone.utc).timestamp()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_values_are_bound_not_spliced(lake) -> None:
+    """A model name with quotes and SQL is a value: it matches nothing and breaks nothing."""
+    e = engine(lake[2])
+    query = parse_template("SELECT COUNT(*) AS n FROM __source__ AS src WHERE src.model = $model_0")
+    assert e.fetch(bind_source(query, "predictions", {}), {"model_0": "ctr' OR '1'='1"}) == [(0,)]
+    assert e.fetch(bind_source(query, "predictions", {}), {"model_0": "ctr"})[0][0] > 0
+
+
+def test_column_types_are_numeric_where_numbers(lake) -> None:
+    """Spark's type names pass :func:`is_numeric_type` for numbers only."""
+    e = engine(lake[2])
+    query = parse_template("SELECT src.age, src.device, src.bid_floor, CAST(1 AS INT) AS i, src.model "
+                           "FROM __source__ AS src WHERE 1 = 0")
+    types = dict(e.column_types(bind_source(query, "training_features", {}), {}))
+    assert {name: is_numeric_type(t) for name, t in types.items()} == {
+        "age": True, "device": False, "bid_floor": True, "i": True, "model": False}
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "words"),
+    [("nowhere", {}, "`nowhere` cannot be found"),
+     ("predictions", {"prediction": "score"}, "`score` cannot be resolved")],
+    ids=["missing-table", "missing-column"],
+)
+def test_errors_name_engine_and_table_or_column(lake, table, columns, words) -> None:
+    """Spark's analysis errors become one-line QueryErrors naming the engine and the table or column."""
+    e = engine(lake[2])
+    query = parse_template("SELECT src.prediction FROM __source__ AS src")
+    with pytest.raises(QueryError) as err:
+        e.fetch(bind_source(query, table, columns), {})
+    text = str(err.value)
+    assert text.startswith("spark: ") and words in text and "\n" not in text
+
+
+def test_files_gone_after_registration_is_a_one_line_query_error(lake, tmp_path) -> None:
+    """A failure while running (files deleted under a view) is a QueryError too, without the JVM trace."""
+    folder = tmp_path / "replays"
+    shutil.copytree(lake[2]["replays"], folder)
+    e = engine({"replays": str(folder)})
+    shutil.rmtree(folder)
+    with pytest.raises(QueryError) as err:
+        e.fetch(bind_source(parse_template("SELECT COUNT(*) AS n FROM __source__ AS src"), "replays", {}), {})
+    text = str(err.value)
+    assert text.startswith("spark: ") and "\n" not in text and "at org.apache" not in text
+    assert "part-0.parquet" in text or "does not exist" in text, text
+
+
+def test_missing_parquet_folder_names_key_and_path(spark_ready, tmp_path) -> None:
+    """A Parquet folder that is not there: WarehouseError naming the config key and the path."""
+    with pytest.raises(WarehouseError, match=r"warehouse -> parquet -> predictions: .*nowhere does not exist"):
+        engine({"predictions": str(tmp_path / "nowhere")})
+
+
+def test_one_session_per_process(lake) -> None:
+    """Engines share the process's Spark; closing one does not stop it for the next."""
+    first = engine(lake[2])
+    first.close()
+    second = engine(lake[2])
+    query = parse_template("SELECT COUNT(*) AS n FROM __source__ AS src")
+    assert second.fetch(bind_source(query, "replays", {}), {})[0][0] > 0
+    assert first._session.sparkContext is second._session.sparkContext
+
+
+def test_another_master_in_the_same_process_is_an_error(lake) -> None:
+    """One JVM runs one master: a second master is a WarehouseError naming the key."""
+    engine(lake[2])
+    config = parse_config({"instances": [{"name": "b", "warehouse": {"engine": "spark", "master": "local[1]"}}]})
+    with pytest.raises(WarehouseError, match=r"warehouse -> master: .*local\[2\]"):
+        SparkEngine(config.instances[0].warehouse)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("warehouse", "words"),
+    [
+        ({"engine": "spark", "conf": {"executor.memory": "2g"}}, "expected Spark settings (spark.*)"),
+        ({"engine": "spark", "parquet": {"lake.predictions": "lake/p"}}, "no dots"),
+        ({"engine": "spark", "remote": "sc://host"}, "not permitted"),
+    ],
+    ids=["conf-not-spark", "dotted-view-name", "unknown-key"],
+)
+def test_spark_config_errors(warehouse, words) -> None:
+    """Config errors (no Spark needed) name the warehouse path and what was expected."""
+    from mlmon.config import ConfigError
+
+    with pytest.raises(ConfigError, match="instances -> 0 -> warehouse") as err:
+        parse_config({"instances": [{"name": "ads", "warehouse": warehouse}]})
+    assert words in str(err.value)
+
+
+def test_spark_config_defaults() -> None:
+    """A bare ``engine: spark`` runs local[2] with no settings and catalog tables only."""
+    config = parse_config({"instances": [{"name": "ads", "warehouse": {"engine": "spark"}}]})
+    w = config.instances[0].warehouse
+    assert (w.master, w.conf, w.parquet) == ("local[2]", {}, {})  # type: ignore[union-attr]
