@@ -315,3 +315,85 @@ def test_unreadable_state_file_stops_only_its_job(healthy, tmp_path, clean) -> N
     reports = by_job(run.run_once())
     assert reports["quality"].errors == 0
     assert window_points(sink, "quality") == window_points(clean, "quality")
+
+
+class _MemoryBound:
+    """A real DuckDB engine that, like an engine at its memory cap, refuses statements over more than
+    ``max_windows`` windows (``OutOfMemory``) and runs the others."""
+
+    def __init__(self, warehouse: Any, max_windows: int, calls: list[int]) -> None:
+        from mlmon.warehouse.engines import open_engine
+
+        self._engine = open_engine(warehouse)
+        self.dialect = self._engine.dialect
+        self.max_windows, self.calls = max_windows, calls
+
+    def fetch(self, query: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        from mlmon.warehouse.engines import OutOfMemory
+
+        if "window_seconds" in params:
+            windows = round((params["end"] - params["start"]).total_seconds() / params["window_seconds"])
+            self.calls.append(windows)
+            if windows > self.max_windows:
+                raise OutOfMemory("duckdb file x: Out of Memory Error: could not allocate block (warehouse -> "
+                                  "memory_limit)")
+        return self._engine.fetch(query, params)
+
+    def column_types(self, query: Any, params: dict[str, Any]) -> list[tuple[str, str]]:
+        return self._engine.column_types(query, params)
+
+    def close(self) -> None:
+        self._engine.close()
+
+
+def test_out_of_memory_runs_the_windows_again_in_smaller_statements(healthy, tmp_path, clean, caplog) -> None:
+    """A statement over too many windows for the engine's memory is run again over halves, down to
+    single windows: every window delivered once, the numbers of a clean run, one warning per job."""
+    run, sink, _ = agent(tmp_path, instance("dw", healthy))
+    calls: list[int] = []
+    run.engine_factory = lambda warehouse: _MemoryBound(warehouse, 1, calls)
+    with caplog.at_level("WARNING", logger="mlmon.runner"):
+        reports = by_job(run.run_once())
+    assert all(r.errors == 0 for r in reports.values()), [r.messages for r in reports.values()]
+    assert max(calls) > 1 and calls.count(1) >= 12  # 12 ten-minute windows at least, one statement each
+    for job in JOBS:
+        assert window_points(sink, job) == window_points(clean, job), job
+    by_key = {(s.name, tuple(sorted(s.tags)), s.timestamp): s.value for s in clean.samples}
+    for s in sink.samples:
+        if s.name.startswith(("mlmon.prediction.", "mlmon.online.", "mlmon.reproducibility.")):
+            assert s.value == pytest.approx(by_key[(s.name, tuple(sorted(s.tags)), s.timestamp)], rel=1e-12)
+    warnings = [r.getMessage() for r in caplog.records if "ran out of the engine's memory" in r.getMessage()]
+    assert len(warnings) == 3 and all("memory_limit" in w for w in warnings)  # one per window job
+
+
+def test_out_of_memory_on_one_window_fails_the_job_only(healthy, tmp_path, clean) -> None:
+    """When even one window does not fit, the job fails (can_run CRITICAL naming memory_limit), its
+    windows stay pending, and training still delivers."""
+    run, sink, _ = agent(tmp_path, instance("dw", healthy))
+    run.engine_factory = lambda warehouse: _MemoryBound(warehouse, 0, [])
+    reports = by_job(run.run_once())
+    assert reports["predictions"].errors == 1 and reports["predictions"].windows_processed == 0
+    assert "memory_limit" in reports["predictions"].messages[0]
+    check = job_check(sink, "predictions")
+    assert check.status == CheckStatus.CRITICAL and "memory_limit" in check.message
+    assert window_points(sink, "training") == window_points(clean, "training")
+    assert not window_points(sink, "predictions")
+
+
+def test_duckdb_out_of_memory_is_reported_as_such(tmp_path) -> None:
+    """DuckDB's own out-of-memory error (a holistic aggregate over a cap of 8 MB) becomes OutOfMemory."""
+    from sqlglot import exp
+
+    from mlmon.warehouse.engines import DuckDBEngine, OutOfMemory
+    from mlmon.warehouse.sql import parse_template
+
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    engine = DuckDBEngine(str(path), settings={"memory_limit": "8MB", "threads": 1})
+    query: exp.Expression = parse_template("SELECT QUANTILE_CONT(CAST(range AS DOUBLE), 0.5) AS q FROM range(20000000)")
+    try:
+        with pytest.raises(OutOfMemory) as err:
+            engine.fetch(query, {})
+    finally:
+        engine.close()
+    assert "memory_limit" in str(err.value) and "\n" not in str(err.value)

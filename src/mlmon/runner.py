@@ -4,7 +4,9 @@ Failures stay where they happen: a warehouse error ends that job's run with ``ca
 a query error with ``mlmon.job.can_run`` CRITICAL (and ``predictions.available`` for the predictions
 job's models), both naming what failed, plus an error count; a sink failure leaves the window pending
 for the next run. The watermark of a (instance, job) advances only after the sink accepted every
-point of a window; a job's first run sets it to the start of its first window.
+point of a window; a job's first run sets it to the start of its first window. A statement that
+runs out of the engine's memory is run again over half its windows (and so is the rest of the run),
+down to one window.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows
 from mlmon.samples import CheckStatus, MetricType, Point, Sample, ServiceCheck, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState, StateStore
-from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
+from mlmon.warehouse.engines import Engine, OutOfMemory, QueryError, WarehouseError, open_engine
 from mlmon.warehouse.sql import exists_query
 
 log = logging.getLogger("mlmon.runner")
@@ -142,6 +144,7 @@ class Agent:
         self.store = store or StateStore(config.init_config.state_dir)
         self.stop = threading.Event()
         self._warned_skips: set[tuple[str, str]] = set()
+        self._warned_memory: set[tuple[str, str]] = set()
         self._skipped_logged: set[tuple[str, str]] = set()
         self._tables_seen: set[tuple[str, str]] = set()
 
@@ -277,16 +280,22 @@ class Agent:
         queried = False
         try:
             for lane, windows in plan:
-                for i in range(0, len(windows), cfg.max_windows_per_query):
+                size, done = cfg.max_windows_per_query, 0
+                while done < len(windows):
                     if self.stop.is_set():
                         return
+                    windows_here = windows[done : done + size]
                     try:
-                        batch = module.compute(engine, instance, windows[i : i + cfg.max_windows_per_query], lane,
-                                               state, base_tags, self.clock())
+                        batch = module.compute(engine, instance, windows_here, lane, state, base_tags, self.clock())
                     except WarehouseError as exc:
                         self._unreachable(instance, exc, report, checks, base_tags)
                         return
                     except QueryError as exc:
+                        if isinstance(exc, OutOfMemory) and len(windows_here) > 1:
+                            # the same windows again, and the rest of the run, in statements half as big
+                            size = len(windows_here) // 2
+                            self._memory_warning(instance, job, len(windows_here))
+                            continue
                         message = f"instance {instance.name}, job {job}, {tables}: {exc}"
                         _record_error(report, message)
                         self._connected(instance, checks, base_tags)
@@ -299,6 +308,7 @@ class Agent:
                         _record_error(report, problem)
                         failure = failure or problem
                     self._connected(instance, checks, base_tags)
+                    done += len(windows_here)
                     if not self._deliver(instance, job, cfg.timestamp_policy, batch.outputs, lane, state, report):
                         break
         finally:
@@ -306,6 +316,15 @@ class Agent:
             engine.close()
             if failure or queried:
                 self._job_status(instance, job, checks, base_tags, failure)
+
+    def _memory_warning(self, instance: Instance, job: str, windows: int) -> None:
+        if (instance.name, job) not in self._warned_memory:
+            self._warned_memory.add((instance.name, job))
+            log.warning(
+                "instance %s job %s: a statement over %d windows ran out of the engine's memory; running it "
+                "again over fewer windows at a time (a bigger warehouse memory_limit or a smaller "
+                "max_windows_per_query avoids the retry)", instance.name, job, windows,
+            )
 
     def _run_training(
         self, instance: Instance, report: JobReport, checks: list[ServiceCheck], base_tags: Sequence[str]

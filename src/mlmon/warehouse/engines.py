@@ -34,6 +34,10 @@ class QueryError(Exception):
     """A query failed (missing table or column, type error, engine error)."""
 
 
+class OutOfMemory(QueryError):
+    """A query needed more memory than the engine may use (the same windows in smaller statements may fit)."""
+
+
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
@@ -171,6 +175,9 @@ class DuckDBEngine:
 
         try:
             return self._con.execute(render(query, self.dialect), _naive_utc(params)).fetchall()
+        except duckdb.OutOfMemoryException as exc:
+            first = str(exc).splitlines()[0]  # DuckDB's tuning hints follow; the warning names the settings
+            raise OutOfMemory(f"{self._label}: {first} (warehouse -> memory_limit)") from None
         except duckdb.Error as exc:
             raise QueryError(f"{self._label}: {exc}") from None
 
