@@ -190,3 +190,39 @@ def test_drift_needs_min_rows_on_both_sides(duckdb_warehouse, tmp_path, min_rows
     for name in ("mlmon.prediction.psi", "mlmon.prediction.ks_statistic"):
         found = [s for s in sink.metrics(name, ["model:ctr_a"]) if s.timestamp == last]
         assert len(found) == int(sent), name
+
+
+def test_batching_does_not_change_what_is_sent(tmp_path) -> None:
+    """The same windows give the same points whether one statement covers 36 windows or 7 (a catch-up,
+    a resumed backfill and a clean run cut a range differently), the silent windows of a model that
+    stopped serving included: their count 0 carries the version the model served last before them."""
+    from mlmon.demo import DEMO_INCIDENTS
+    from mlmon.scenarios import build_frames, write_duckdb
+
+    # ctr_video serves nothing from 04:00 to 05:00 on the 19th, two hours after its daily version took
+    # over (02:00); in 6-hour statements from 20:00 the one holding the silent hour starts at 02:00
+    end = 1_795_161_600.0  # 2026-11-20 08:00 UTC
+    path = tmp_path / "w.duckdb"
+    write_duckdb(path, build_frames(end, DEMO_INCIDENTS, hours=48))
+    sent = []
+    for size in (36, 7):
+        config = parse_config({
+            "init_config": {"state_dir": str(tmp_path / f"state-{size}")},
+            "instances": [{"name": "ads", "warehouse": {"engine": "duckdb", "path": str(path)},
+                           "jobs": {"predictions": {"initial_lookback": "36h", "max_windows_per_query": size,
+                                                    "lateness": "0s"},
+                                    "quality": {"enabled": False}, "reproducibility": {"enabled": False},
+                                    "training": {"enabled": False}}}],
+        })
+        sink = RecordingSink()
+        Agent(config, sink, clock=lambda: end).run_once()
+        sent.append({(s.name, s.tags, s.timestamp): s.value for s in sink.samples if s.name.startswith("mlmon.pred")})
+    assert sent[0].keys() == sent[1].keys()
+    assert all(sent[1][k] == pytest.approx(v, rel=1e-12, nan_ok=True) for k, v in sent[0].items())
+    silent = sorted((ts, tags) for (name, tags, ts), v in sent[0].items()
+                    if name == "mlmon.prediction.count" and v == 0 and "model:ctr_video" in tags)
+    assert len(silent) == 6  # the hour ctr_video served nothing
+    served = sorted((ts, tags) for (name, tags, ts), v in sent[0].items()
+                    if name == "mlmon.prediction.count" and v > 0 and "model:ctr_video" in tags)
+    last_before = max((ts, tags) for ts, tags in served if ts < silent[0][0])
+    assert {tags for _, tags in silent} == {last_before[1]}

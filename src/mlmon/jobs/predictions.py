@@ -124,7 +124,11 @@ def compute(
             if model in present:
                 out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.OK, check_tags, window.end))
                 continue
-            version = state.models.get(model, {}).get("version") or _last_version(result.groups, model)
+            version = (
+                _version_before(result.groups, model, windows[0].index, window.index)
+                or state.models.get(model, {}).get("version")
+                or _last_version(result.groups, model)
+            )
             tags = make_tags(check_tags, f"model_version:{version}" if version else ())
             out.samples.append(Sample("mlmon.prediction.count", 0.0, tags, window.end))
             message = (
@@ -134,6 +138,16 @@ def compute(
             out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, window.end, message))
         outputs.append(out)
     return Batch(outputs, result.rows_fetched)
+
+
+def _version_before(groups: dict[GroupKey, PredictionAggregate], model: str, first: int, index: int) -> str:
+    """The version ``model`` served last in this batch's windows before window ``index`` ("" if none).
+
+    The state's version is as of the batch's start, so without this a silent window's version tag would
+    depend on where the batch started (a catch-up, a resumed backfill and a clean run must agree).
+    """
+    keys = [k for k in groups if k.model == model and first <= k.window_index < index]
+    return max(keys, key=lambda k: (k.window_index, k.model_version)).model_version if keys else ""
 
 
 def _last_version(groups: dict[GroupKey, PredictionAggregate], model: str) -> str:
