@@ -476,16 +476,10 @@ def child_floor(spec: dict[str, Any]) -> dict[str, Any]:
         "training_features": (floor_features_sql(NUMERIC_FEATURES, CATEGORICAL_FEATURES, TOP_K), {}),
     }
 
-    def connect(memory_limit: str | None) -> Any:
-        # the agent's DuckDB settings (mlmon.warehouse.engines.DuckDBEngine): same memory cap, same threads
-        config: dict[str, Any] = {"preserve_insertion_order": False}
-        if memory_limit:
-            config["memory_limit"] = memory_limit
-        con = duckdb.connect(spec["warehouse"], read_only=True, config=config)
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-
-    con = connect(spec["memory_limit"])
+    # the agent's DuckDB settings (mlmon.warehouse.engines.DuckDBEngine): same memory cap, same threads
+    con = duckdb.connect(spec["warehouse"], read_only=True,
+                         config={"memory_limit": spec["memory_limit"], "preserve_insertion_order": False})
+    con.execute("SET TimeZone = 'UTC'")
     settings = dict(con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
                                 "('threads', 'memory_limit')").fetchall())
     seconds: dict[str, float] = {}
@@ -499,10 +493,12 @@ def child_floor(spec: dict[str, Any]) -> dict[str, Any]:
             rows[name] = con.execute(sql, params).fetchall()
         except duckdb.OutOfMemoryException:
             out_of_memory.append(name)
-            roomy = connect(None)
+            con.execute("RESET memory_limit")  # DuckDB's default, for this statement only
             t0 = time.perf_counter()
-            rows[name] = roomy.execute(sql, params).fetchall()
-            roomy.close()
+            rows[name] = con.execute(sql, params).fetchall()
+            seconds[name] = time.perf_counter() - t0
+            con.execute(f"SET memory_limit = '{spec['memory_limit']}'")
+            continue
         seconds[name] = time.perf_counter() - t0
     return {"settings": settings, "seconds": seconds, "result_rows": {k: len(v) for k, v in rows.items()},
             "out_of_memory": out_of_memory, "values": floor_values(rows)}
