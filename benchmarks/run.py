@@ -285,14 +285,17 @@ FROM stats AS s LEFT JOIN modes AS m USING (model, model_version, w)
 ORDER BY 1, 2, 3
 """
 
-# AUC = (rank sum of the positives - P(P+1)/2) / (P N), average ranks for ties: the labeled rows are
-# grouped by score, ``upto`` counts the labeled rows at or below each score.
-FLOOR_QUALITY = """
+#: the valid predictions of the day by hourly window, for the quality and reproducibility statements
+_FLOOR_HOURLY_PREDS = """
 WITH preds AS (
   SELECT request_id, model, model_version, CAST(FLOOR(EPOCH(ts) / 3600) AS BIGINT) AS w, prediction AS p
   FROM predictions
   WHERE model IS NOT NULL AND ts >= $start AND ts < $end AND prediction >= 0 AND prediction <= 1
-),
+),"""
+
+# AUC = (rank sum of the positives - P(P+1)/2) / (P N), average ranks for ties: the labeled rows are
+# grouped by score, ``upto`` counts the labeled rows at or below each score.
+FLOOR_QUALITY = _FLOOR_HOURLY_PREDS + """
 matched AS (
   SELECT pr.model, pr.model_version, pr.w, pr.p, MAX(l.label) FILTER (WHERE l.label IN (0, 1)) AS y
   FROM preds AS pr
@@ -324,12 +327,7 @@ SELECT model, model_version, (w + 1) * 3600 AS window_end, n, n / n_valid, n_pos
 FROM agg ORDER BY 1, 2, 3
 """
 
-FLOOR_REPRODUCIBILITY = """
-WITH preds AS (
-  SELECT request_id, model, model_version, CAST(FLOOR(EPOCH(ts) / 3600) AS BIGINT) AS w, prediction AS p
-  FROM predictions
-  WHERE model IS NOT NULL AND ts >= $start AND ts < $end AND prediction >= 0 AND prediction <= 1
-),
+FLOOR_REPRODUCIBILITY = _FLOOR_HOURLY_PREDS + """
 matched AS (
   SELECT pr.model, pr.model_version, pr.w, COUNT(r.prediction) AS n_rep,
          MAX(ABS(pr.p - r.prediction)) FILTER (WHERE r.prediction >= 0 AND r.prediction <= 1) AS diff,

@@ -7,10 +7,14 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlmon import __version__
 from mlmon.config import DEFAULT_CONFIG_PATH, Config, ConfigError, PostgresWarehouse, load_config
+
+if TYPE_CHECKING:
+    from mlmon.sinks.base import Sink
+    from mlmon.state import AgentLock
 
 log = logging.getLogger("mlmon")
 
@@ -34,25 +38,42 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run the agent: every job once (``--once``), or on its schedule until SIGTERM/SIGINT."""
-    from mlmon.runner import Agent
+def _sink_and_lock(config: Config, lock: AgentLock) -> tuple[Sink, AgentLock] | int:
+    """The configured sink, with ``lock`` held; or, having said why on stderr, the exit code."""
     from mlmon.sinks.base import SinkError
     from mlmon.sinks.factory import make_sink
-    from mlmon.state import AgentLock, LockError
+    from mlmon.state import LockError
 
-    config = _load(args)
     try:
         sink = make_sink(config.init_config.datadog)
     except SinkError as exc:
         print(f"mlmon: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    lock = AgentLock(config.init_config.state_dir)
     try:
         lock.acquire()
     except LockError as exc:
         print(f"mlmon: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    return sink, lock
+
+
+def _release(sink: Sink, lock: AgentLock) -> None:
+    lock.release()
+    close = getattr(sink, "close", None)
+    if close is not None:
+        close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the agent: every job once (``--once``), or on its schedule until SIGTERM/SIGINT."""
+    from mlmon.runner import Agent
+    from mlmon.state import AgentLock
+
+    config = _load(args)
+    opened = _sink_and_lock(config, AgentLock(config.init_config.state_dir))
+    if isinstance(opened, int):
+        return opened
+    sink, lock = opened
     try:
         agent = Agent(config, sink)
         if args.once:
@@ -69,10 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_forever(agent)
         return EXIT_OK
     finally:
-        lock.release()
-        close = getattr(sink, "close", None)
-        if close is not None:
-            close()
+        _release(sink, lock)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -81,10 +99,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     from mlmon import backfill
     from mlmon.jobs.windows import iso
+    from mlmon.runner import WINDOW_JOBS
     from mlmon.scheduler import stop_on_signals
-    from mlmon.sinks.base import SinkError
-    from mlmon.sinks.factory import make_sink
-    from mlmon.state import BackfillLock, LockError, StateStore
+    from mlmon.state import BackfillLock, StateStore
 
     now = time.time()
     times = {}
@@ -101,7 +118,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if start >= now:
         print(f"mlmon: --start: {iso(start)} is in the future", file=sys.stderr)
         return EXIT_USAGE
-    jobs = args.job or ["predictions", "quality", "reproducibility"]
+    jobs = args.job or list(WINDOW_JOBS)
     if "training" in jobs:
         print("mlmon: --job training: training is a snapshot job (each model's latest version, stamped at send "
               "time); it has no windows to backfill, and every mlmon run sends it", file=sys.stderr)
@@ -117,18 +134,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if refused:
         print(f"mlmon: {args.config}: {refused}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        sink = make_sink(config.init_config.datadog)
-    except SinkError as exc:
-        print(f"mlmon: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     state_dir = config.init_config.state_dir
-    lock = BackfillLock(state_dir)
-    try:
-        lock.acquire()
-    except LockError as exc:
-        print(f"mlmon: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    opened = _sink_and_lock(config, BackfillLock(state_dir))
+    if isinstance(opened, int):
+        return opened
+    sink, lock = opened
     try:
         try:
             plans, notes = backfill.plan_backfill(config, StateStore(state_dir), start, end, now, jobs,
@@ -166,10 +176,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(backfill.format_summary(results, runner.stop.is_set()))
         return EXIT_FAILURE if any(r.report and r.report.errors for r in results) else EXIT_OK
     finally:
-        lock.release()
-        close = getattr(sink, "close", None)
-        if close is not None:
-            close()
+        _release(sink, lock)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

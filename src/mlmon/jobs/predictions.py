@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -125,7 +126,7 @@ def compute(
                 out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.OK, check_tags, window.end))
                 continue
             version = (
-                _version_before(result.groups, model, windows[0].index, window.index)
+                _last_version(result.groups, model, windows[0].index, window.index)
                 or state.models.get(model, {}).get("version")
                 or _last_version(result.groups, model)
             )
@@ -140,16 +141,13 @@ def compute(
     return Batch(outputs, result.rows_fetched)
 
 
-def _version_before(groups: dict[GroupKey, PredictionAggregate], model: str, first: int, index: int) -> str:
-    """The version ``model`` served last in this batch's windows before window ``index`` ("" if none).
+def _last_version(
+    groups: dict[GroupKey, PredictionAggregate], model: str, first: float = -math.inf, before: float = math.inf
+) -> str:
+    """The version ``model`` served in its latest window of ``groups`` in ``[first, before)`` ("" if none).
 
-    The state's version is as of the batch's start, so without this a silent window's version tag would
-    depend on where the batch started (a catch-up, a resumed backfill and a clean run must agree).
+    For a silent window: its batch's windows before it come first, because the state's version is as of
+    the batch's start, and a catch-up, a resumed backfill and a clean run cut batches differently.
     """
-    keys = [k for k in groups if k.model == model and first <= k.window_index < index]
+    keys = [k for k in groups if k.model == model and first <= k.window_index < before]
     return max(keys, key=lambda k: (k.window_index, k.model_version)).model_version if keys else ""
-
-
-def _last_version(groups: dict[GroupKey, PredictionAggregate], model: str) -> str:
-    keys = [k for k in groups if k.model == model]
-    return max(keys, key=lambda k: k.window_index).model_version if keys else ""
