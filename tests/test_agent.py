@@ -29,14 +29,37 @@ def make_config(warehouse, tmp_path, **predictions):
 
 
 def test_due_windows_first_run_and_catch_up() -> None:
-    """First run starts initial_lookback back; later runs resume at the watermark, in order."""
+    """A first run takes the latest due windows covering initial_lookback; later runs resume at the watermark."""
     now = 10_000.0
     first = due_windows(now, None, 600, 300, 3600)
-    # lookback starts at 10000 - 300 - 3600 = 6100 -> next boundary 6600; last complete end 9600
-    assert first == [Window(s, s + 600) for s in range(6600, 9600, 600)]
+    # due once end + 300 <= 10000: the last complete end is 9600; 3600 s back from it is 6 windows
+    assert first == [Window(s, s + 600) for s in range(6000, 9600, 600)]
     assert due_windows(now, first[-1].end, 600, 300, 3600) == []
     later = due_windows(now + 1800, first[-1].end, 600, 300, 3600)
     assert [w.start for w in later] == [first[-1].end + 600 * i for i in range(3)]
+
+
+HOUR = 3600.0
+
+
+@pytest.mark.parametrize(("width", "delay", "lookback"), [
+    pytest.param(HOUR, HOUR, HOUR, id="quality-defaults"),
+    pytest.param(600.0, 300.0, HOUR, id="predictions-defaults"),
+    pytest.param(HOUR, HOUR, 1800.0, id="lookback-shorter-than-a-window"),
+    pytest.param(HOUR, HOUR, 0.0, id="no-lookback"),
+    pytest.param(HOUR, 86400.0, 5400.0, id="lookback-not-whole-windows"),
+])
+@pytest.mark.parametrize("offset", [0.0, 1.0, 599.0, 1234.5, 2999.0, 3599.999])
+def test_first_run_delivers_at_any_time(width, delay, lookback, offset) -> None:
+    """At any wall-clock time, a first run processes the latest matured window and as many before it as cover
+    initial_lookback (whole windows, rounded up): never zero windows."""
+    now = 1_800_000_000.0 // HOUR * HOUR + offset
+    windows = due_windows(now, None, width, delay, lookback)
+    assert len(windows) == max(1, -(-lookback // width))
+    last = windows[-1]
+    assert last.end + delay <= now < last.end + width + delay  # the latest matured window
+    assert all(b.start == a.end and a.end - a.start == width for a, b in zip(windows, windows[1:]))
+    assert windows[0].start % width == 0
 
 
 def test_stamp_policies() -> None:

@@ -135,7 +135,8 @@ def test_lookback_sets_the_period_of_window_jobs(duckdb_warehouse, tmp_path) -> 
     write_every_table(duckdb_warehouse, NOW)
     config = make_config(duckdb_warehouse, tmp_path)
     short, long = (plan_config(config, NOW, lookback=seconds)[0] for seconds in (3600.0, 5 * 3600.0))
-    assert (short.jobs[0].periods[0].windows, long.jobs[0].periods[0].windows) == (5, 29)
+    # 1 h and 5 h of 10-minute windows: 6 and 30 windows, the last one ending at the latest due end
+    assert (short.jobs[0].periods[0].windows, long.jobs[0].periods[0].windows) == (6, 30)
     assert planned(short)["predictions"]["mlmon.prediction.mean"] == 0
     assert planned(long)["predictions"]["mlmon.prediction.mean"] == 2
 

@@ -6,9 +6,9 @@ counts of distinct values the warehouse returns (:mod:`mlmon.warehouse.plan`: ag
 row per model version or per (model, feature)). No sink is built: nothing is sent.
 
 **Period.** A window job (``predictions``, ``quality``, ``reproducibility``) is planned over the
-windows a first ``mlmon run --once`` would process: every complete window that is due now (its end
-plus the job's delay has passed) and starts at most ``initial_lookback`` (or ``--lookback``) before
-``now - delay``; at least the latest due window. ``quality`` does so per lane (per
+windows a first ``mlmon run --once`` would process: the latest windows that are due now (their end
+plus the job's delay has passed), as many as cover ``initial_lookback`` (or ``--lookback``) rounded
+up to whole windows, at least one. ``quality`` does so per lane (per
 ``label_delay_by_model`` delay). The default lookback, 1 h, is Datadog's billing hour; a longer one
 counts every model version active in it, an upper bound on any one hour. ``training`` is a
 snapshot: every model of ``training_runs`` with its latest version.
@@ -51,7 +51,6 @@ and instances are still planned.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -135,12 +134,8 @@ def tag_keys(tags: Iterable[str], *keys: str) -> tuple[str, ...]:
 
 
 def plan_period(now: float, width: float, delay: float, lookback: float) -> list[Window]:
-    """The windows a first run would process at ``now``; at least the latest due window."""
-    windows = due_windows(now, None, width, delay, lookback)
-    if windows:
-        return windows
-    end = math.floor((now - delay) / width) * width
-    return [Window(end - width, end)]
+    """The windows a first run would process at ``now``: exactly those of :func:`due_windows`."""
+    return due_windows(now, None, width, delay, lookback)
 
 
 class _Counter:

@@ -30,16 +30,22 @@ def due_windows(
 ) -> list[Window]:
     """Complete windows not yet delivered, oldest first.
 
-    A window is due once ``end + delay <= now``. Without a watermark the job starts at the first
-    window boundary at or after ``now - delay - initial_lookback``.
+    A window is due once ``end + delay <= now``. Without a watermark (a first run) the job takes the
+    latest due windows covering at least ``initial_lookback``, rounded up to whole windows, and never
+    fewer than one: whatever the wall-clock time, a first run delivers the latest matured window.
     """
     last_end = math.floor((now - delay) / width) * width
     if watermark is None:
-        first = math.ceil((now - delay - initial_lookback) / width) * width
+        first = last_end - first_run_windows(width, initial_lookback) * width
     else:
         first = math.floor(watermark / width) * width
     count = round((last_end - first) / width)
     return [Window(first + i * width, first + (i + 1) * width) for i in range(max(count, 0))]
+
+
+def first_run_windows(width: float, initial_lookback: float) -> int:
+    """How many windows a first run processes: ``initial_lookback`` in whole windows, rounded up, at least 1."""
+    return max(1, math.ceil(initial_lookback / width - 1e-9))
 
 
 @dataclass
