@@ -16,6 +16,7 @@ TYPES = {
     "boolean": ("BOOLEAN", "BOOLEAN"),
     "timestamp": ("TIMESTAMP", "TIMESTAMP"),
     "timestamptz": ("TIMESTAMPTZ", "TIMESTAMPTZ"),
+    "date": ("DATE", "DATE"),
 }
 
 

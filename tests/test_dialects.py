@@ -7,7 +7,12 @@ import sqlglot
 
 from mlmon.config import parse_config
 from mlmon.preflight import probe_query
-from mlmon.warehouse.online import build_offline_query, build_quality_query, build_reproducibility_query
+from mlmon.warehouse.online import (
+    build_label_balance_query,
+    build_offline_query,
+    build_quality_query,
+    build_reproducibility_query,
+)
 from mlmon.warehouse.plan import build_feature_counts_query, build_pairs_query
 from mlmon.warehouse.predictions import build_query
 from mlmon.warehouse.sql import DIALECTS, exists_query, render
@@ -27,6 +32,7 @@ def every_query():
     yield "predictions-filtered", build_query(INSTANCE, ["ctr_a", "cvr_b"])
     yield "quality", build_quality_query(INSTANCE)
     yield "quality-lanes", build_quality_query(INSTANCE, ["ctr_a"], ["cvr_b"])
+    yield "label-balance", build_label_balance_query(INSTANCE, ["ctr_a"], ["cvr_b"])
     yield "reproducibility", build_reproducibility_query(INSTANCE, ["ctr_a"])
     yield "offline", build_offline_query(INSTANCE, ["ctr_a"], ["v1", "v2"])
     yield "exists", exists_query("analytics.serving.predictions")
@@ -48,8 +54,8 @@ def test_query_compiles_and_round_trips(name: str, dialect: str) -> None:
     sql = render(QUERIES[name], dialect)
     sqlglot.parse_one(sql, read=dialect)
     quote = "`" if dialect in {"bigquery", "spark", "databricks"} else '"'
-    reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "reproducibility",
-                         "plan-pairs", "plan-pairs-lanes"}
+    reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "label-balance",
+                         "reproducibility", "plan-pairs", "plan-pairs-lanes"}
     if name in reads_predictions | {"probe-predictions"}:
         assert f"{quote}served_at{quote}" in sql
     assert "TIME_TO_UNIX" not in sql.upper()  # not a function anywhere but sqlglot's own tree
@@ -63,7 +69,8 @@ def test_bigquery_epoch_uses_unix_seconds() -> None:
 def test_config_values_are_placeholders_not_text() -> None:
     """Model names and versions are bound parameters; they never appear in the SQL text."""
     for dialect in DIALECTS:
-        for name in ("predictions-filtered", "quality-lanes", "reproducibility", "offline", "plan-pairs-lanes"):
+        for name in ("predictions-filtered", "quality-lanes", "label-balance", "reproducibility", "offline",
+                     "plan-pairs-lanes"):
             sql = render(QUERIES[name], dialect)
             assert "ctr_a" not in sql and "cvr_b" not in sql and "'v2'" not in sql, (name, dialect)
 

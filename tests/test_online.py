@@ -147,3 +147,20 @@ def test_one_class_window_logs_why_at_debug(duckdb_warehouse, tmp_path, caplog) 
     from mlmon.jobs.windows import iso
 
     assert any("one class only" in line and "model ctr" in line and iso(b) in line for line in lines), lines
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["default-name", "named"])
+def test_missing_training_runs_is_an_error_only_when_named(duckdb_warehouse, tmp_path, monkeypatch, named) -> None:
+    """Without a training_runs table at its default name the quality job delivers, without the _vs_offline
+    metrics and without an error; a training_runs table the config names that is missing is an error."""
+    from tests.test_label_values import NOWS, Clicks
+
+    monkeypatch.chdir(tmp_path)
+    Clicks().write(duckdb_warehouse)
+    instance = {"name": "ads", "warehouse": duckdb_warehouse.config(), **({"tables": {"training_runs": "runs"}}
+                                                                          if named else {})}
+    sink = RecordingSink()
+    reports = {r.job: r for r in Agent(parse_config({"instances": [instance]}), sink, clock=lambda: NOWS[0]).run_once()}
+    assert reports["quality"].windows_processed == 1 and sink.metrics("mlmon.online.logloss")
+    assert not sink.metrics("mlmon.online.logloss_vs_offline")
+    assert reports["quality"].errors == (1 if named else 0), reports["quality"].messages

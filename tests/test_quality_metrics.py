@@ -97,3 +97,26 @@ def test_reproducibility_matches_numpy_isclose(online, replays) -> None:
     assert got.keys() == want.keys()
     for name, value in want.items():
         assert got[name] == pytest.approx(value, rel=1e-12, abs=1e-15), name
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels"),
+    [
+        ([0.2] * 9, [1.0] * 9),            # 0.2^9 = 5e-7: implausible
+        ([0.2] * 8, [1.0] * 8),            # 0.2^8 = 2.6e-6: plausible
+        ([0.01] * 5, [0.0] * 5),           # a quiet rare-event hour with no positive
+        ([0.05] * 300, [0.0] * 300),       # 0.95^300 = 2e-7: implausible
+        ([0.3, 0.9, 0.02], [1.0, 0.0, 1.0]),  # both classes: never
+        ([], []),                          # nothing labeled: never
+    ],
+    ids=["nine-clicks-at-20pc", "eight-clicks-at-20pc", "quiet-hour", "no-click-in-300", "both-classes", "empty"],
+)
+def test_one_class_is_implausible_below_one_in_a_million(predictions, labels) -> None:
+    """One class only, and the predictions give that outcome a probability (NumPy's product) below 1e-6."""
+    from mlmon.metrics.quality import LabelBalance
+
+    agg = QualityAggregate.from_values(predictions, labels)
+    balance = LabelBalance(agg.labeled_count, agg.positives, agg.sum_prediction, agg.sum_logloss)
+    p, y = np.asarray(predictions, dtype=float), np.asarray(labels, dtype=float)
+    one_class = p.size > 0 and len(set(y)) == 1
+    assert balance.implausible_one_class == (one_class and float(np.prod(np.where(y == 1, p, 1 - p))) < 1e-6)

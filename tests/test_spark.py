@@ -189,3 +189,78 @@ def test_spark_config_defaults() -> None:
     config = parse_config({"instances": [{"name": "ads", "warehouse": {"engine": "spark"}}]})
     w = config.instances[0].warehouse
     assert (w.master, w.conf, w.parquet) == ("local[2]", {}, {})  # type: ignore[union-attr]
+
+
+def test_label_types_and_missing_label_read_as_on_duckdb(spark_ready, tmp_path) -> None:
+    """INTEGER, BOOLEAN, DOUBLE and text labels, and BOOLEAN clicks with missing_label: negative, from Parquet:
+    Spark's aggregates equal DuckDB's on the same rows, and its metrics scikit-learn's."""
+    from dataclasses import asdict
+
+    import duckdb
+    from tests.reference import online_quality_reference
+    from tests.scenarios import HOUR, PREDICTION_COLUMNS
+    from tests.tables import write_table
+    from tests.test_label_values import LABEL_TYPES, A, Clicks, encode, label_rows, reference_label
+
+    from mlmon.metrics.quality import online_quality
+    from mlmon.warehouse.engines import open_engine, type_kind
+    from mlmon.warehouse.online import fetch_quality
+
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    predictions, labels, windows = label_rows()
+    write_table(warehouse, "predictions", PREDICTION_COLUMNS, predictions)
+    for name, (column_type, spellings) in LABEL_TYPES.items():
+        columns = (("request_id", "text"), ("label", column_type), ("label_ts", "timestamp"))
+        write_table(warehouse, "labels_" + name.replace("-", "_"), columns, encode(labels, spellings))
+    clicks = Clicks()
+    write_table(warehouse, "click_predictions", PREDICTION_COLUMNS, clicks.predictions)
+    write_table(warehouse, "clicks", (("request_id", "text"), ("clicked", "boolean"), ("clicked_at", "timestamp")),
+                clicks.clicks)
+    con = duckdb.connect(str(warehouse.path), read_only=True)
+    folders = {}
+    for (table,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
+        (tmp_path / "lake" / table).mkdir(parents=True)
+        con.execute(f"COPY \"{table}\" TO '{tmp_path / 'lake' / table / 'part-0.parquet'}' (FORMAT parquet)")
+        folders[table] = str(tmp_path / "lake" / table)
+    con.close()
+
+    def both(instance: dict[str, Any], end: float) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        out = []
+        for wh in ({"engine": "duckdb", "path": str(warehouse.path)}, spark_warehouse(folders)):
+            config = parse_config({"instances": [{"name": "ads", "warehouse": wh, **instance}]})
+            e = open_engine(config.instances[0].warehouse)
+            try:
+                out.append(fetch_quality(e, config.instances[0], A, end, HOUR, HOUR).groups)
+            finally:
+                e.close()
+        return out[0], out[1]
+
+    def assert_same(want: dict[Any, Any], got: dict[Any, Any]) -> None:
+        assert got.keys() == want.keys()
+        for key, agg in want.items():
+            assert asdict(got[key]) == pytest.approx(asdict(agg), rel=1e-12), key
+
+    for name in LABEL_TYPES:
+        table = "labels_" + name.replace("-", "_")
+        duck, spark = both({"tables": {"labels": table}}, A + HOUR)
+        assert_same(duck, spark)
+        for (model, _), rows in windows.items():
+            want = online_quality_reference([p for p, _ in rows], [reference_label(r) for _, r in rows])
+            got = online_quality(next(a for k, a in spark.items() if k.model == model)).values()
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (name, model)
+    duck, spark = both({"tables": {"predictions": "click_predictions", "labels": "clicks"},
+                        "columns": {"labels": {"label": "clicked", "label_ts": "clicked_at"}},
+                        "jobs": {"quality": {"missing_label": "negative"}}}, A + 4 * HOUR)
+    assert_same(duck, spark)
+    assert len(spark) == len(clicks.windows)
+    for key, agg in spark.items():
+        rows = clicks.windows[(key.model, (key.window_index + 1) * HOUR)]
+        want = online_quality_reference([p for p, _ in rows], [y for _, y in rows])
+        assert online_quality(agg).values() == pytest.approx(want, rel=1e-9, abs=1e-12), key
+    e = engine(folders)
+    kinds = {}
+    for name in ("integer", "boolean", "double", "text_01"):
+        query = parse_template("SELECT src.label FROM __source__ AS src WHERE 1 = 0")
+        [(_, type_name)] = e.column_types(bind_source(query, f"labels_{name}", {}), {})
+        kinds[name] = type_kind(type_name)
+    assert kinds == {"integer": "number", "boolean": "boolean", "double": "number", "text_01": "text"}

@@ -151,14 +151,15 @@ def test_missing_table_or_column_fails_one_job(healthy, tmp_path, clean, job, fa
 
 
 def test_query_error_in_one_job(healthy, tmp_path, clean) -> None:
-    """A statement the engine refuses (a migration turned the label column into text): only that job stops,
-    with can_run CRITICAL and the engine's reason; once the type is back, the next run delivers its windows."""
+    """A statement the engine refuses (a migration turned the label time into text; a text label is read):
+    only that job stops, with can_run CRITICAL and the engine's reason; once the type is back, the next run
+    delivers its windows."""
     path = tmp_path / "dw.duckdb"
     shutil.copy(healthy, path)
     with duckdb.connect(str(path)) as con:
         (label_type,) = con.execute("SELECT data_type FROM information_schema.columns "
-                                    "WHERE table_name = 'labels' AND column_name = 'label'").fetchone()
-        con.execute("ALTER TABLE labels ALTER COLUMN label TYPE VARCHAR")
+                                    "WHERE table_name = 'labels' AND column_name = 'label_ts'").fetchone()
+        con.execute("ALTER TABLE labels ALTER COLUMN label_ts TYPE VARCHAR")
     run, sink, clock = agent(tmp_path / "state", instance("dw", path))
     reports = by_job(run.run_once())
     assert reports["quality"].errors >= 1 and reports["quality"].windows_processed == 0
@@ -169,7 +170,7 @@ def test_query_error_in_one_job(healthy, tmp_path, clean) -> None:
         assert reports[other].errors == 0
         assert window_points(sink, other) == window_points(clean, other)
     with duckdb.connect(str(path)) as con:
-        con.execute(f"ALTER TABLE labels ALTER COLUMN label TYPE {label_type}")
+        con.execute(f"ALTER TABLE labels ALTER COLUMN label_ts TYPE {label_type}")
     sink.reset()
     clock[0] = END + 60
     reports = by_job(run.run_once())

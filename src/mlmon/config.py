@@ -411,6 +411,11 @@ class QualityJob(_WindowJob):
 
     label_delay: Duration = Field(default=3600, ge=0)
     label_delay_by_model: dict[str, Duration] = Field(default_factory=dict)
+    #: a valid prediction with no label row counted for it: ``skip`` leaves it unlabeled (out of every
+    #: metric but ``label_coverage``), ``negative`` counts it as label 0 once its window has matured, for
+    #: labels tables that hold only the positives (clicks, conversions). Label rows that are all invalid
+    #: values stay an invalid label either way.
+    missing_label: Literal["skip", "negative"] = "skip"
 
 
 class ReproducibilityJob(_WindowJob):

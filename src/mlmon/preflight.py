@@ -1,15 +1,48 @@
-"""``mlmon check``: every problem with a config, its warehouses and Datadog, not only the first."""
+"""``mlmon check``: every problem with a config, its warehouses and Datadog, not only the first.
+
+Problems (exit 1): an unreachable warehouse, a missing table or column, a column whose type does not
+fit the data contract (read from the probe's result description, no row read), a rejected key.
+Warnings (printed as ``WARNING ...``, exit code unchanged): what is valid but probably not meant, such
+as a matured hour whose labeled predictions are all of one class against the odds (a labels table that
+holds only positives, read without ``missing_label: negative``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import time
+from collections.abc import Callable, Mapping
 
 from sqlglot import exp
 
 from mlmon.config import TABLE_COLUMNS, Config, Instance
+from mlmon.jobs import quality as quality_job
+from mlmon.jobs.windows import iso
+from mlmon.metrics.quality import LabelBalance
 from mlmon.runner import JOB_TABLES, JOBS
-from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
+from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine, type_kind
+from mlmon.warehouse.online import fetch_label_balance
 from mlmon.warehouse.sql import bind_source, exists_query, parse_template
+
+#: the type kinds (:func:`~mlmon.warehouse.engines.type_kind`) each data-contract column may have, and how to
+#: say so. Types mlmon does not recognise (JSON, VARIANT, enums) are not judged. Lenient where the
+#: statements are: ids and versions may be numbers (read as their text form), a prediction any number type,
+#: a label a number, a boolean or text; time columns must be timestamps (with or without time zone).
+EXPECTED_KINDS: Mapping[str, tuple[frozenset[str], str]] = {
+    "request_id": (frozenset({"text", "number", "uuid"}), "text (or an integer or UUID id)"),
+    "model": (frozenset({"text"}), "text"),
+    "model_version": (frozenset({"text", "number"}), "text (or an integer version)"),
+    "ts": (frozenset({"timestamp"}), "TIMESTAMP"),
+    "label_ts": (frozenset({"timestamp"}), "TIMESTAMP"),
+    "trained_at": (frozenset({"timestamp"}), "TIMESTAMP"),
+    "prediction": (frozenset({"number"}), "DOUBLE (or another number type)"),
+    "label": (frozenset({"number", "boolean", "text"}), "INTEGER, BOOLEAN or text 0/1"),
+    **{c: (frozenset({"number"}), "a number type") for c in ("train_rows", "valid_rows", "valid_logloss",
+                                                               "valid_auc")},
+}
+
+#: matured windows (the latest, per lane) whose label balance ``mlmon check`` looks at
+BALANCE_WINDOWS = 3
 
 
 def _probe_columns(instance: Instance, table: str) -> tuple[str, ...]:
@@ -37,16 +70,93 @@ def probe_query(instance: Instance, table: str) -> exp.Expression:
     return bind_source(template, physical, instance.columns.get(table, {}))
 
 
-def check_instance(
-    instance: Instance, say: Callable[[str], object], engine_factory: Callable[..., Engine] = open_engine
+def type_problems(instance: Instance, table: str, types: list[tuple[str, str]]) -> list[str]:
+    """``labels.label is DATE; expected ...`` for each probed column whose type does not fit the contract."""
+    physical = getattr(instance.tables, table)
+    out = []
+    # the contract's columns come first in the probe; feature columns (any type) follow
+    for logical, (_, type_name) in zip(TABLE_COLUMNS[table], types, strict=False):
+        kinds, expected = EXPECTED_KINDS.get(logical, (frozenset(), ""))
+        kind = type_kind(type_name)
+        if kinds and kind != "unknown" and kind not in kinds:
+            out.append(f"{physical}.{instance.column(table, logical)} is {type_name.upper()}; expected {expected}")
+    return out
+
+
+def _request_id_mismatch(instance: Instance, table: str, kinds: Mapping[str, tuple[str, str]]) -> str | None:
+    """A join on request_id between ``table`` and predictions whose types are of different kinds."""
+    if table == "predictions" or "predictions" not in kinds or table not in kinds:
+        return None
+    (kind, name), (pred_kind, pred_name) = kinds[table], kinds["predictions"]
+    if "unknown" in (kind, pred_kind) or kind == pred_kind:
+        return None
+    return (f"{getattr(instance.tables, table)}.{instance.column(table, 'request_id')} is {name.upper()} but "
+            f"{instance.tables.predictions}.{instance.column('predictions', 'request_id')} is {pred_name.upper()}; "
+            "the join on request_id needs the same kind of type in both (text, a number or UUID)")
+
+
+def check_label_balance(
+    engine: Engine, instance: Instance, now: float, say: Callable[[str], object]
 ) -> list[str]:
-    """Problems with one instance's warehouse, tables and columns."""
+    """Warn (``say``) about models whose latest matured windows are implausibly all of one class.
+
+    One statement per label delay (lane) over its :data:`BALANCE_WINDOWS` latest matured windows,
+    returning one row per (model, version, window). Returns problems: the statement failing.
+    """
+    job = instance.jobs.quality
+    problems = []
+    for lane in quality_job.lanes(instance):
+        end = math.floor((now - lane.delay) / job.window) * job.window
+        try:
+            result = fetch_label_balance(engine, instance, end - BALANCE_WINDOWS * job.window, end, job.window,
+                                         lane.delay, lane.include, lane.exclude)
+        except (QueryError, WarehouseError) as exc:
+            problems.append(f"instance {instance.name}, tables {instance.tables.predictions}, "
+                            f"{instance.tables.labels} (job quality): {exc}")
+            continue
+        latest: dict[str, tuple[float, str, LabelBalance]] = {}
+        for key, balance in sorted(result.groups.items(), key=lambda kv: kv[0].window_index):
+            if balance.implausible_one_class:
+                latest[key.model] = (key.window_index * job.window, key.model_version, balance)
+        for model, (start, version, balance) in sorted(latest.items()):
+            say(f"WARNING instance {instance.name}: model {model} version {version}, window {iso(start)} to "
+                f"{iso(start + job.window)}: {_one_class_advice(instance, balance)}")
+    return problems
+
+
+def _one_class_advice(instance: Instance, b: LabelBalance) -> str:
+    negative = instance.jobs.quality.missing_label == "negative"
+    mean = f"mean_prediction {b.sum_prediction / b.labeled_count:.3g}"
+    if b.positives:
+        what = f"every labeled prediction is positive ({b.positives} of {b.labeled_count}: positive_rate 1.0, {mean})"
+        if negative:
+            return f"{what}: check the label column and request_id collisions in {instance.tables.labels}"
+        return (f"{what}: a labels table that holds only the positives (clicks) needs "
+                f"jobs -> quality -> missing_label: negative")
+    what = f"every labeled prediction is negative (0 of {b.labeled_count}: positive_rate 0.0, {mean})"
+    if negative:
+        return (f"{what}: with missing_label: negative a prediction no label row matches counts as 0; check that "
+                f"{instance.tables.labels}.request_id matches {instance.tables.predictions}.request_id and that "
+                "label_delay covers how late labels arrive")
+    return f"{what}: check that positives are 1, true or '1' and arrive within label_delay"
+
+
+def check_instance(
+    instance: Instance, say: Callable[[str], object], engine_factory: Callable[..., Engine] = open_engine,
+    now: float | None = None,
+) -> list[str]:
+    """Problems with one instance's warehouse, tables, columns and column types; warnings go to ``say``.
+
+    ``now`` (default: the clock) places the latest matured windows of the label-balance warning.
+    """
     problems: list[str] = []
     try:
         engine = engine_factory(instance.warehouse)
     except WarehouseError as exc:
         return [f"instance {instance.name}: {exc}"]
     say(f"instance {instance.name}: connected ({engine.dialect})")
+    fitting: set[str] = set()
+    id_kinds: dict[str, tuple[str, str]] = {}
     try:
         for table, jobs in _tables_to_check(instance).items():
             names = ", ".join(jobs)
@@ -63,10 +173,22 @@ def check_instance(
                         "will be skipped")
                     continue
             try:
-                engine.fetch(probe_query(instance, table), {})
-                say(f"instance {instance.name}: table {physical} has the columns job(s) {names} need")
+                types = engine.column_types(probe_query(instance, table), {})
             except (QueryError, WarehouseError) as exc:
                 problems.append(f"instance {instance.name}, table {physical} (job(s) {names}): {exc}")
+                continue
+            if "request_id" in TABLE_COLUMNS[table]:
+                name = types[TABLE_COLUMNS[table].index("request_id")][1]
+                id_kinds[table] = (type_kind(name), name)
+            mismatch = _request_id_mismatch(instance, table, id_kinds)
+            wrong = type_problems(instance, table, types) + ([mismatch] if mismatch else [])
+            problems += [f"instance {instance.name}, table {physical} (job(s) {names}): {w}" for w in wrong]
+            if not wrong:
+                fitting.add(table)
+                say(f"instance {instance.name}: table {physical} has the columns job(s) {names} need, of fitting "
+                    "types")
+        if instance.jobs.quality.enabled and {"predictions", "labels"} <= fitting:
+            problems += check_label_balance(engine, instance, time.time() if now is None else now, say)
     finally:
         engine.close()
     return problems
@@ -91,11 +213,12 @@ def check_datadog(config: Config, say: Callable[[str], object]) -> list[str]:
     return []
 
 
-def preflight(config: Config, say: Callable[[str], object]) -> list[str]:
-    """Run every check, print progress with ``say`` and each problem as found; return the problems."""
+def preflight(config: Config, say: Callable[[str], object], now: float | None = None) -> list[str]:
+    """Run every check, print progress and warnings with ``say`` and each problem as found; return the
+    problems (warnings are not problems)."""
     problems: list[str] = []
     for instance in config.instances:
-        problems += check_instance(instance, say)
+        problems += check_instance(instance, say, now=now)
     problems += check_datadog(config, say)
     for p in problems:
         say(f"PROBLEM {p}")

@@ -14,6 +14,7 @@ from mlmon.state import JobState
 from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.online import fetch_offline_metrics, fetch_quality
 from mlmon.warehouse.predictions import GroupKey
+from mlmon.warehouse.sql import exists_query
 
 log = logging.getLogger("mlmon.jobs.quality")
 
@@ -50,6 +51,14 @@ def lanes(instance: Instance) -> list[Lane]:
 failure_checks = no_failure_checks
 
 
+def _exists(engine: Engine, table: str) -> bool:
+    try:
+        engine.fetch(exists_query(table), {})
+    except QueryError:
+        return False
+    return True
+
+
 def compute(
     engine: Engine,
     instance: Instance,
@@ -72,8 +81,12 @@ def compute(
             offline, n = fetch_offline_metrics(engine, instance, pairs)
             fetched += n
         except QueryError as exc:
-            problems.append(f"instance {instance.name}, table {instance.tables.training_runs}: {exc}; "
-                            "logloss_vs_offline and auc_vs_offline not computed")
+            if instance.tables.explicit("training_runs") or _exists(engine, instance.tables.training_runs):
+                problems.append(f"instance {instance.name}, table {instance.tables.training_runs}: {exc}; "
+                                "logloss_vs_offline and auc_vs_offline not computed")
+            else:  # left at its default name and absent: like a job whose table is missing, not an error
+                log.debug("instance %s: table %s (default name) not found; logloss_vs_offline and auc_vs_offline "
+                          "not computed", instance.name, instance.tables.training_runs)
     def values(key: GroupKey, agg: QualityAggregate, window: Window) -> dict[str, float]:
         quality = online_quality(agg, offline.get((key.model, key.model_version)))
         if quality.one_class:

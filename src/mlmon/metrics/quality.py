@@ -24,8 +24,9 @@ class QualityAggregate:
     """What the warehouse returns for one (model, model_version, window).
 
     ``count`` counts every prediction, ``valid_count`` those in [0, 1]; ``labeled_count`` the valid
-    ones with a 0/1 label; ``invalid_label_count`` the valid ones whose matured label rows are all
-    something other than 0/1. The sums run over the labeled rows.
+    ones with a 0/1 label (with ``missing_label: negative``, those with no counted label row too, as
+    0s); ``invalid_label_count`` the valid ones whose matured label rows are all something other than
+    0/1. The sums run over the labeled rows.
     """
 
     count: int
@@ -63,6 +64,39 @@ class QualityAggregate:
             sum_squared_error=float(((pv - yv) ** 2).sum()),
             auc_pairs2=_auc_pairs2(pv, yv),
         )
+
+
+#: ``mlmon check`` warns about a window whose labeled predictions are all of one class when the
+#: predictions themselves give that outcome a lower probability than this
+ONE_CLASS_MAX_PROBABILITY = 1e-6
+
+
+@dataclass(frozen=True)
+class LabelBalance:
+    """The labeled count, positives and sums of one (model, model_version, window), as in
+    :class:`QualityAggregate`."""
+
+    labeled_count: int
+    positives: int
+    sum_prediction: float
+    sum_logloss: float
+
+    @property
+    def one_class(self) -> bool:
+        """Every labeled prediction is positive, or every one negative."""
+        return self.labeled_count > 0 and self.positives in (0, self.labeled_count)
+
+    @property
+    def implausible_one_class(self) -> bool:
+        """One class only, although the predictions make that less likely than
+        :data:`ONE_CLASS_MAX_PROBABILITY`.
+
+        With a single class the summed log loss is ``-ln P(that outcome)`` for independent outcomes
+        drawn with the predicted probabilities: a quiet hour of a rare-event model with no positive is
+        plausible and passes; 400 clicks out of 400 predictions of a 2 % CTR model are not (a labels
+        table that holds only positives, or labels that do not join).
+        """
+        return self.one_class and self.sum_logloss > -math.log(ONE_CLASS_MAX_PROBABILITY)
 
 
 def _auc_pairs2(p: np.ndarray, y: np.ndarray) -> int:

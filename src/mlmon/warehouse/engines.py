@@ -97,6 +97,33 @@ def is_numeric_type(name: str) -> bool:
     return name.lower().split("(", 1)[0].strip() in _NUMERIC_TYPES
 
 
+#: the other kinds of type, by the names engines report (as for :data:`_NUMERIC_TYPES`); Trino and Spark
+#: add lengths (``varchar(10)``), Trino precisions (``timestamp(3) with time zone``)
+_TYPE_KINDS: Mapping[str, frozenset[str]] = {
+    "text": frozenset({"varchar", "text", "string", "char", "character", "character varying", "bpchar", "name",
+                       "nvarchar", "nchar"}),
+    "boolean": frozenset({"boolean", "bool"}),
+    "date": frozenset({"date"}),
+    # BigQuery's DATETIME is a civil time: UNIX_SECONDS and TIMESTAMP comparisons reject it
+    "datetime": frozenset({"datetime"}),
+    "time": frozenset({"time", "timetz", "time with time zone", "time without time zone"}),
+    "uuid": frozenset({"uuid"}),
+    "binary": frozenset({"blob", "bytea", "binary", "varbinary", "bytes"}),
+}
+
+
+def type_kind(name: str) -> str:
+    """The kind of a type name from :meth:`Engine.column_types`: ``number``, ``text``, ``boolean``,
+    ``timestamp`` (with or without time zone), ``date``, ``datetime``, ``time``, ``uuid``, ``binary``, or
+    ``unknown`` (a type mlmon does not recognise: JSON, VARIANT, an enum, an array...)."""
+    if is_numeric_type(name):
+        return "number"
+    base = re.sub(r"\(.*?\)", "", name.lower()).strip()
+    if base.startswith("timestamp"):  # timestamptz, timestamp_ntz, timestamp with time zone, timestamp_ms...
+        return "timestamp"
+    return next((kind for kind, names in _TYPE_KINDS.items() if base in names), "unknown")
+
+
 def _naive_utc(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():

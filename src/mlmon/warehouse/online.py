@@ -15,7 +15,14 @@ Per-request rules, chosen so that numbers do not depend on when the agent ran:
 
 * labels: only rows with ``label_ts`` before ``window end + label_delay`` (or NULL ``label_ts``)
   count; a request with several such rows is positive if any valid (0/1) row is 1; a request whose
-  rows are all other values has an invalid label.
+  rows are all other values has an invalid label; a request with no such row is unlabeled, or a
+  negative with ``missing_label: negative`` (bound as ``$missing_negative``, one statement for both).
+* label values: INTEGER, BOOLEAN, DOUBLE or text, read through their text form in lower case,
+  so that one expression type-checks on every engine whatever the column's type (PostgreSQL
+  has no ``boolean = integer``). A number's text form depends on the engine (``1`` on PostgreSQL,
+  Snowflake and BigQuery, ``1.0`` on DuckDB and Spark, ``1.0E0`` on Trino) and a boolean's is
+  ``true``/``false`` everywhere: :data:`POSITIVE_LABELS` and :data:`NEGATIVE_LABELS` hold every
+  spelling; anything else (``2``, ``'x'``, NULL) is not a label.
 * replays: rows of the same ``request_id`` and ``model_version``; NULL replay values are ignored;
   see :mod:`mlmon.metrics.reproducibility` for the tolerance rule.
 """
@@ -30,7 +37,7 @@ from typing import Any
 from sqlglot import exp
 
 from mlmon.config import Instance
-from mlmon.metrics.quality import LOGLOSS_EPS, OfflineMetrics, QualityAggregate
+from mlmon.metrics.quality import LOGLOSS_EPS, LabelBalance, OfflineMetrics, QualityAggregate
 from mlmon.metrics.reproducibility import ReproducibilityAggregate
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.predictions import GroupKey
@@ -49,19 +56,35 @@ preds AS (
   WHERE src.model IS NOT NULL AND src.ts >= $start AND src.ts < $end
 )"""
 
-_QUALITY = parse_template(
-    f"""
-WITH {_PREDICTIONS_CTE},
+#: a label's text form (lower case) that means 1, and 0, whatever the column's type and engine
+POSITIVE_LABELS = ("1", "1.0", "1.0e0", "true")
+NEGATIVE_LABELS = ("0", "0.0", "0.0e0", "false")
+
+
+def _label_value() -> str:
+    """1, 0 or NULL (not a label) for one label row, as SQL (literals are mlmon's own, never config)."""
+    # not trimmed: TRIM cost 5 % of the whole statement on DuckDB (so ' 1' is not a label: invalid, and counted)
+    text = "LOWER(CAST(lab.label AS VARCHAR))"
+    ones = ", ".join(f"'{v}'" for v in POSITIVE_LABELS)
+    zeros = ", ".join(f"'{v}'" for v in NEGATIVE_LABELS)
+    return f"CASE WHEN {text} IN ({ones}) THEN 1 WHEN {text} IN ({zeros}) THEN 0 END"
+
+
+# y: 1, 0, or NULL when the counted label rows are all invalid or, unless $missing_negative = 1, absent
+_MATCHED_CTE = f"""
 matched AS (
   SELECT pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok,
-    MAX(CASE WHEN lab.label = 0 OR lab.label = 1 THEN lab.label END) AS y,
+    CASE WHEN COUNT(lab.request_id) > 0 THEN MAX({_label_value()})
+         WHEN $missing_negative = 1 THEN 0 END AS y,
     COUNT(lab.request_id) AS label_rows
   FROM preds AS pr
   LEFT JOIN __lab__ AS lab
     ON lab.request_id = pr.request_id
     AND (lab.label_ts IS NULL OR EPOCH(lab.label_ts) < (pr.w + 1) * $window_seconds + $label_delay)
   GROUP BY pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok
-),
+)"""
+
+_STATS_CTE = """
 stats AS (
   SELECT model, model_version, w,
     COUNT(*) AS n,
@@ -75,7 +98,11 @@ stats AS (
     SUM(CASE WHEN ok = 1 AND y IS NOT NULL THEN (p - y) * (p - y) END) AS sum_sq
   FROM matched
   GROUP BY model, model_version, w
-),
+)"""
+
+_QUALITY = parse_template(
+    f"""
+WITH {_PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE},
 ranked AS (
   SELECT model, model_version, w, y,
     RANK() OVER (PARTITION BY model, model_version, w ORDER BY p NULLS FIRST) AS r,
@@ -94,6 +121,16 @@ SELECT s.model, s.model_version, s.w, s.n, s.n_valid, s.n_labeled, s.n_bad_label
 FROM stats AS s
 LEFT JOIN pairs AS a ON s.model = a.model AND s.model_version = a.model_version AND s.w = a.w
 ORDER BY s.model, s.model_version, s.w
+"""
+)
+
+# the quality statement's counts and sums without the AUC's ranking: what `mlmon check` looks at
+_LABEL_BALANCE = parse_template(
+    f"""
+WITH {_PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE}
+SELECT model, model_version, w, n_labeled, n_pos, sum_p, sum_logloss
+FROM stats
+ORDER BY model, model_version, w
 """
 )
 
@@ -161,6 +198,14 @@ def build_quality_query(
     return bind_tables(query, _sources(instance, "predictions", "labels"))
 
 
+def build_label_balance_query(
+    instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> exp.Expression:
+    """The quality statement's labeled count, positives and sums per (model, version, window), no AUC."""
+    query = model_filter(_LABEL_BALANCE.copy(), "preds", include, exclude)
+    return bind_tables(query, _sources(instance, "predictions", "labels"))
+
+
 def build_reproducibility_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
@@ -197,15 +242,27 @@ class OnlineResult:
     rows_fetched: int
 
 
+def _quality_params(
+    instance: Instance, start: float, end: float, width: float, label_delay: float,
+    include: Sequence[str], exclude: Sequence[str],
+) -> dict[str, Any]:
+    return {
+        **_window_params(start, end, width), **model_params(include, exclude),
+        "label_delay": float(label_delay), "eps": LOGLOSS_EPS, "one_minus_eps": 1.0 - LOGLOSS_EPS,
+        "missing_negative": int(instance.jobs.quality.missing_label == "negative"),
+    }
+
+
 def fetch_quality(
     engine: Engine, instance: Instance, start: float, end: float, width: float, label_delay: float,
     include: Sequence[str] = (), exclude: Sequence[str] = (),
 ) -> OnlineResult:
-    """One :class:`QualityAggregate` per (model, version, window) of ``[start, end)``."""
-    params = {
-        **_window_params(start, end, width), **model_params(include, exclude),
-        "label_delay": float(label_delay), "eps": LOGLOSS_EPS, "one_minus_eps": 1.0 - LOGLOSS_EPS,
-    }
+    """One :class:`QualityAggregate` per (model, version, window) of ``[start, end)``.
+
+    A prediction without a counted label row is unlabeled, or a negative with the instance's
+    ``jobs -> quality -> missing_label: negative``.
+    """
+    params = _quality_params(instance, start, end, width, label_delay, include, exclude)
     rows = engine.fetch(build_quality_query(instance, include, exclude), params)
     groups: dict[GroupKey, Any] = {}
     for model, version, w, n, n_valid, n_labeled, n_bad, n_pos, sum_p, sum_ll, sum_sq, auc2 in rows:
@@ -214,6 +271,20 @@ def fetch_quality(
             invalid_label_count=_int(n_bad), positives=_int(n_pos), sum_prediction=_float(sum_p),
             sum_logloss=_float(sum_ll), sum_squared_error=_float(sum_sq), auc_pairs2=_int(auc2),
         )
+    return OnlineResult(groups, len(rows))
+
+
+def fetch_label_balance(
+    engine: Engine, instance: Instance, start: float, end: float, width: float, label_delay: float,
+    include: Sequence[str] = (), exclude: Sequence[str] = (),
+) -> OnlineResult:
+    """One :class:`LabelBalance` per (model, version, window) of ``[start, end)``, by the quality rules."""
+    params = _quality_params(instance, start, end, width, label_delay, include, exclude)
+    rows = engine.fetch(build_label_balance_query(instance, include, exclude), params)
+    groups: dict[GroupKey, Any] = {
+        GroupKey(str(model), str(version), int(w)): LabelBalance(_int(n), _int(pos), _float(sum_p), _float(sum_ll))
+        for model, version, w, n, pos, sum_p, sum_ll in rows
+    }
     return OnlineResult(groups, len(rows))
 
 
