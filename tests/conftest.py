@@ -94,6 +94,18 @@ def _postgres_available() -> bool:
         return False
 
 
+#: the Datadog variables that override the config (mlmon.config.DatadogConfig): a developer's shell or a CI
+#: machine that exports them must not send a test's points to a real site
+DATADOG_ENV = ("DD_API_KEY", "DATADOG_API_KEY", "DD_APP_KEY", "DATADOG_APP_KEY", "DD_SITE", "DATADOG_HOST",
+               "DD_AGENT_HOST", "DD_DOGSTATSD_PORT", "DD_DOGSTATSD_SOCKET")
+
+
+@pytest.fixture(autouse=True)
+def _no_datadog_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in DATADOG_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def duckdb_warehouse(tmp_path: Path) -> DuckDBWarehouse:
     return DuckDBWarehouse(tmp_path / "warehouse.duckdb")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from tests.conftest import utc
@@ -58,8 +60,25 @@ def test_first_run_delivers_at_any_time(width, delay, lookback, offset) -> None:
     assert len(windows) == max(1, -(-lookback // width))
     last = windows[-1]
     assert last.end + delay <= now < last.end + width + delay  # the latest matured window
-    assert all(b.start == a.end and a.end - a.start == width for a, b in zip(windows, windows[1:]))
+    assert all(b.start == a.end and a.end - a.start == width for a, b in itertools.pairwise(windows))
     assert windows[0].start % width == 0
+
+
+@pytest.mark.parametrize(("offset", "kept"), [(300.0, 5), (599.0, 5), (600.0, 5), (899.0, 4)])
+def test_first_run_leaves_out_windows_the_destination_would_drop(offset, kept) -> None:
+    """With a 50-minute horizon, a first run of 10-minute windows keeps those ending at most 50 minutes ago."""
+    now = 1_800_000_000.0 + offset
+    windows = due_windows(now, None, 600, 300, 3600, horizon=3000)
+    assert len(windows) == kept
+    assert all(now - w.end <= 3000 for w in windows)
+    assert now - (windows[0].start) > 3000  # one more window back would be dropped
+    # a watermark is never moved by the horizon: a catch-up resends what it must
+    assert due_windows(now, windows[0].start - 6000, 600, 300, 3600, horizon=3000)[0].start == windows[0].start - 6000
+
+
+def test_first_run_keeps_the_latest_window_past_the_horizon() -> None:
+    """A delay longer than the horizon still gives one window: the agent re-stamps or counts it, never waits forever."""
+    assert len(due_windows(1_800_000_000.0, None, 600, 7200, 3600, horizon=3000)) == 1
 
 
 def test_stamp_policies() -> None:
@@ -124,12 +143,15 @@ def test_sink_failure_keeps_window_pending(duckdb_warehouse, tmp_path) -> None:
 
 
 def test_old_windows_skipped_under_window_end_policy(duckdb_warehouse, tmp_path) -> None:
-    """With a 50-minute horizon, windows older than it are counted as skipped, not sent."""
+    """With a 50-minute horizon, windows of a catch-up older than it are counted as skipped, not sent."""
     sc = known_answers(NOW)
     duckdb_warehouse.write_predictions(sc.rows)
+    store = StateStore(tmp_path / "state")
+    state = store.load("ads", "predictions")
+    state.advance("", (NOW - 3 * 3600) // 600 * 600)  # the agent was down for three hours
+    store.save("ads", "predictions", state)
     sink = RecordingSink(horizon=50 * 60)
-    report = Agent(make_config(duckdb_warehouse, tmp_path, initial_lookback="3h"), sink,
-                   clock=lambda: NOW).run_once()[0]
+    report = Agent(make_config(duckdb_warehouse, tmp_path), sink, clock=lambda: NOW).run_once()[0]
     assert report.points_skipped > 0
     assert all(NOW - s.timestamp <= 3000 for s in sink.samples)
     sink.assert_metric("mlmon.agent.points_skipped", float(report.points_skipped))

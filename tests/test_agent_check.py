@@ -112,7 +112,21 @@ def test_example_config_loads_as_an_agent_check(monkeypatch) -> None:
     for instance in data["instances"]:
         check = MlmonCheck("mlmon", data["init_config"], [instance])
         assert check.mlmon_config.instances[0].name == instance["name"]
-        assert check.mlmon_config.instances[0].empty_default_hostname is True
+
+
+def test_init_agent_writes_the_agent_check_settings(tmp_path, capsys) -> None:
+    """`mlmon init --agent` writes a conf.yaml the Agent creates the check from, collecting every 10 minutes
+    without the Agent's host name."""
+    from mlmon.cli import main
+
+    path = tmp_path / "conf.d" / "mlmon.d" / "conf.yaml"
+    assert main(["init", str(path), "--agent", "--name", "ads", "--warehouse", str(tmp_path / "w.duckdb")]) == 0
+    data = yaml.safe_load(path.read_text())
+    instance = data["instances"][0]
+    assert (instance["min_collection_interval"], instance["empty_default_hostname"]) == (600, True)
+    check = MlmonCheck("mlmon", data["init_config"], [instance])
+    assert check.mlmon_config.instances[0].empty_default_hostname is True
+    assert check.mlmon_config.instances[0].name == "ads"
 
 
 def test_bad_instance_is_a_configuration_error(tmp_path) -> None:

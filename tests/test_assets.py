@@ -162,11 +162,49 @@ def test_missing_catalogue_is_a_problem(assets) -> None:
 # --- command line ------------------------------------------------------------------------------
 
 
-def test_cli_valid_assets_exit_0(assets, capsys, monkeypatch) -> None:
-    """Valid assets: the count, exit 0; --root defaults to the current directory."""
-    monkeypatch.chdir(assets)
-    assert main(["assets", "validate"]) == 0
+def test_cli_valid_assets_exit_0(assets, capsys) -> None:
+    """Valid assets under --root: the count, exit 0."""
+    assert main(["assets", "validate", "--root", str(assets)]) == 0
     assert capsys.readouterr().out == "2 asset(s) valid\n"
+
+
+def test_cli_root_defaults_to_the_shipped_assets(assets, capsys, monkeypatch) -> None:
+    """Without --root the shipped assets are validated (here the checkout's: an editable install), not the
+    working directory's, even when that holds assets of its own."""
+    from mlmon.shipped import shipped_root
+
+    monkeypatch.chdir(assets)
+    assert shipped_root() == ROOT
+    assert main(["assets", "validate"]) == 0
+    shipped = len(list((ROOT / "dashboards").glob("*.json"))) + len(list((ROOT / "monitors").glob("*.json")))
+    assert capsys.readouterr().out == f"{shipped} asset(s) valid\n"
+
+
+@pytest.mark.parametrize("command", ["validate", "sync", "evaluate"])
+def test_cli_root_help_names_the_default(capsys, command) -> None:
+    """--root's help says that it defaults to the shipped assets, and where they are."""
+    with pytest.raises(SystemExit):
+        main(["assets", command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: the assets shipped with mlmon, {ROOT};" in help_text, help_text
+
+
+@pytest.mark.parametrize(("args", "printed"), [([], ROOT), (["checks.d/mlmon.py"], ROOT / "checks.d" / "mlmon.py"),
+                                               (["conf.d/mlmon.d/conf.yaml.example"],
+                                                ROOT / "conf.d" / "mlmon.d" / "conf.yaml.example")],
+                         ids=["root", "agent-check", "example-config"])
+def test_cli_assets_path_prints_where_the_shipped_files_are(capsys, args, printed) -> None:
+    """`mlmon assets path [FILE]`: the default --root, or a file in it, for scripts (cp "$(...)" ...)."""
+    assert main(["assets", "path", *args]) == 0
+    assert capsys.readouterr().out == f"{printed}\n"
+
+
+def test_cli_assets_path_unknown_file_exit_2(capsys) -> None:
+    """A file that is not shipped is a usage error that lists what is."""
+    assert main(["assets", "path", "checks.d/other.py"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "checks.d/other.py: not shipped with mlmon" in captured.err
+    assert "checks.d/mlmon.py" in captured.err
 
 
 def test_cli_problems_exit_1(tmp_path, capsys) -> None:

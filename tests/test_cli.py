@@ -38,9 +38,12 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     # the shipped monitors, replayed over the demo, fire on each planted incident and nowhere else
     monitors = next(s for s in sections if s.startswith("Monitors that would have fired"))
     fired = {tuple(line.split()[:2]) for line in monitors.splitlines()[2:-1]}
-    # the shift's logloss cost sits near the threshold (1.2-1.3x): it may alert or only warn
-    assert fired - {("online_quality_degraded", "model:ctr_banner")} == {
-        ("same_value_ratio_high", "model:cvr_app"), ("predictions_shifted", "model:cvr_app"),  # stuck, and a day later
+    # the shift's logloss cost sits near the threshold (1.2-1.3x): it may alert or only warn. The stuck hours
+    # shift cvr_app's predictions a day later, when they are the drift reference, only if that day-later hour
+    # holds drift_min_rows: not when the demo ends between about 17:00 and 04:30 UTC (its night traffic)
+    maybe = {("online_quality_degraded", "model:ctr_banner"), ("predictions_shifted", "model:cvr_app")}
+    assert fired - maybe == {
+        ("same_value_ratio_high", "model:cvr_app"),
         ("predictions_unavailable", "model:ctr_video"), ("reproducibility_low", "model:cvr_app"),
         ("predictions_shifted", "model:ctr_banner"), ("online_miscalibrated", "model:ctr_banner"),
         ("feature_collapsed", "model:ctr_banner,feature:bid_floor"), ("offline_quality_regression", "model:cvr_app"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,25 +19,98 @@ def minimal(**instance) -> dict:
     return {"instances": [{"name": "ads", "warehouse": {"engine": "duckdb", "path": "w.duckdb"}, **instance}]}
 
 
-def test_example_loads_with_documented_defaults(monkeypatch) -> None:
-    """The shipped example is valid, and its values are what it says."""
-    monkeypatch.setenv("DD_API_KEY", "k" * 32)
-    cfg = load_config(EXAMPLE)
-    inst = cfg.instances[0]
-    assert cfg.init_config.env == "prod"
-    assert cfg.init_config.datadog.resolved_api_key() == "k" * 32
-    assert inst.jobs.predictions.interval == 600 and inst.jobs.predictions.lateness == 300
-    assert inst.jobs.reproducibility.atol == 1e-6
-    assert inst.jobs.training.features == ("age", "device", "bid_floor")
-    assert cfg.base_tags(inst) == ("env:prod", "team:ads")
+#: the example's required settings, at their placeholder values (mlmon init --name and --warehouse fill them)
+EXAMPLE_REQUIRED = {"instances": [{"name": "main", "warehouse": {"engine": "duckdb", "path": "warehouse.duckdb"}}]}
+_PARAM_RE = re.compile(r"^\s*## @param (\S+) - .+ - optional - default: (.+)$")
+_COMMENTED_RE = re.compile(r"^(\s*)# (\w+): (.+)$")
+#: documented defaults that the model leaves unset (None) and that apply later: the Agent's interval, and the
+#: site used when neither api_host nor the environment names one
+NOT_MODEL_DEFAULTS = {"min_collection_interval", "site"}
+
+
+def _literal(text: str) -> object:
+    """A documented default that is one YAML value (15, 10m, api, []), else None (none, $DD_SITE, prose)."""
+    if text == "none" or "$" in text or " " in text:
+        return None
+    return yaml.safe_load(text)
+
+
+def commented_defaults(text: str) -> list[tuple[int, str, bool]]:
+    """Each commented-out setting shown at a documented default: (line number, the setting uncommented,
+    whether uncommenting it fits the example's DuckDB instance). Asserts that the shown value is the
+    documented default; a setting shown with an example value (env: prod, threads: 2) is left out."""
+    found: list[tuple[int, str, bool]] = []
+    block: dict[str, str] = {}
+    other_engine = False
+    for number, line in enumerate(text.splitlines()):
+        if not line.strip():
+            block, other_engine = {}, False
+        elif param := _PARAM_RE.match(line):
+            block[param.group(1)] = param.group(2)
+        elif line.lstrip().startswith("## engine ") and "duckdb" not in line:
+            other_engine = True  # postgres/spark settings do not belong under the example's duckdb warehouse
+        elif (setting := _COMMENTED_RE.match(line)) and block:
+            indent, key, shown = setting.groups()
+            value = yaml.safe_load(shown)
+            entries = value if isinstance(value, dict) and key not in block else {None: value}
+            defaults = {k: _literal(block.get(key if k is None else f"{key}.{k}", "none")) for k in entries}
+            # an empty default ({}, []) is shown by an example, as Datadog's files do
+            defaults = {k: None if d in ({}, []) and entries[k] else d for k, d in defaults.items()}
+            for k, default in defaults.items():
+                if default is not None:
+                    assert entries[k] == default, f"line {number + 1}: {k or key} shown as {entries[k]!r}, "\
+                                                  f"documented default {default!r}"
+            if all(d is not None for d in defaults.values()):
+                found.append((number, f"{indent}{key}: {shown}", not other_engine and key not in NOT_MODEL_DEFAULTS))
+    return found
+
+
+def test_example_sets_only_the_required_settings() -> None:
+    """The shipped example loads, and only its required settings are set: everything else is commented out,
+    so the example's config is the placeholder instance with every default."""
+    assert load_config(EXAMPLE) == parse_config(EXAMPLE_REQUIRED)
+
+
+def test_commented_out_settings_show_the_model_defaults(tmp_path) -> None:
+    """A commented-out setting shows its documented default, and that is the model's: the example with
+    every such line uncommented loads to the same config as with none."""
+    text = EXAMPLE.read_text()
+    shown = commented_defaults(text)
+    assert len(shown) >= 15, shown  # not vacuous: most optional settings have a one-value default
+    lines = text.splitlines()
+    for number, setting, fits in shown:
+        if fits:
+            lines[number] = setting
+    uncommented = tmp_path / "conf.yaml"
+    uncommented.write_text("\n".join(lines) + "\n")
+    assert load_config(uncommented) == parse_config(EXAMPLE_REQUIRED)
+    assert "    jsonl_path: metrics.jsonl" in lines and "      memory_limit: 256MB" in lines  # they were uncommented
+
+
+def test_a_section_with_every_setting_commented_out_means_the_defaults(tmp_path) -> None:
+    """`init_config:`, `datadog:` or `jobs:` with nothing but comments below (YAML null) is the defaults, as an
+    empty mapping is and as the Datadog Agent reads its files."""
+    f = tmp_path / "conf.yaml"
+    f.write_text("init_config:\n  datadog:\n    # site: datadoghq.com\n  assets:\n"
+                 "instances:\n  - name: main\n    warehouse: {engine: duckdb, path: warehouse.duckdb}\n"
+                 "    jobs:\n      quality:\n")
+    assert load_config(f) == parse_config(EXAMPLE_REQUIRED)
+    f.write_text("init_config:\ninstances:\n  - name: main\n    warehouse: {engine: duckdb, path: warehouse.duckdb}\n")
+    assert load_config(f) == parse_config(EXAMPLE_REQUIRED)
 
 
 def test_every_model_field_is_documented_in_the_example() -> None:
     """Each config key has an @param line in the example."""
-    from mlmon.config import DatadogConfig, InitConfig, Instance, PredictionsJob
+    from mlmon import config
 
     text = EXAMPLE.read_text()
-    for model, prefix in ((InitConfig, ""), (DatadogConfig, ""), (Instance, ""), (PredictionsJob, "predictions.")):
+    models = ((config.InitConfig, ""), (config.DatadogConfig, ""), (config.AssetsConfig, "assets."),
+              (config.MonitorOverride, "assets.monitors.<name>."), (config.Instance, ""),
+              (config.DuckDBWarehouse, ""), (config.PostgresWarehouse, ""), (config.SparkWarehouse, ""),
+              (config.SQLAlchemyWarehouse, ""), (config.PredictionsJob, "predictions."),
+              (config.QualityJob, "quality."), (config.ReproducibilityJob, "reproducibility."),
+              (config.TrainingJob, "training."))
+    for model, prefix in models:
         for name in model.model_fields:
             if name in {"datadog", "jobs"}:
                 continue
@@ -150,14 +224,53 @@ def test_env_expansion_and_secret_fallbacks(monkeypatch) -> None:
     assert cfg.init_config.datadog.resolved_api_host() == "https://api.us5.datadoghq.com"
 
 
-def test_config_values_beat_environment(monkeypatch) -> None:
-    """Config api_key and site override the environment."""
-    monkeypatch.setenv("DD_API_KEY", "env-key")
-    monkeypatch.setenv("DD_SITE", "datadoghq.eu")
-    cfg = parse_config({"init_config": {"datadog": {"api_key": "cfg-key", "site": "us3.datadoghq.com"}},
-                        **minimal()})
-    assert cfg.init_config.datadog.resolved_api_key() == "cfg-key"
-    assert cfg.init_config.datadog.resolved_api_host() == "https://api.us3.datadoghq.com"
+PRECEDENCE = [
+    # (config datadog section, environment, expected API host, expected API key)
+    pytest.param({}, {}, "https://api.datadoghq.com", None, id="defaults"),
+    pytest.param({"site": "us3.datadoghq.com", "api_key": "cfg-key"}, {},
+                 "https://api.us3.datadoghq.com", "cfg-key", id="config-only"),
+    pytest.param({"site": "us3.datadoghq.com", "api_key": "cfg-key"},
+                 {"DD_SITE": "datadoghq.eu", "DD_API_KEY": "env-key"},
+                 "https://api.datadoghq.eu", "env-key", id="DD_SITE-and-DD_API_KEY-override-config"),
+    pytest.param({"api_host": "https://api.us5.datadoghq.com"}, {"DATADOG_HOST": "http://127.0.0.1:9/"},
+                 "http://127.0.0.1:9", None, id="DATADOG_HOST-overrides-api_host"),
+    pytest.param({"site": "us3.datadoghq.com"}, {"DATADOG_HOST": "http://127.0.0.1:9", "DD_SITE": "datadoghq.eu"},
+                 "http://127.0.0.1:9", None, id="DATADOG_HOST-before-DD_SITE"),
+    pytest.param({"api_key": "cfg-key"}, {"DATADOG_API_KEY": "datadog-env-key"},
+                 "https://api.datadoghq.com", "datadog-env-key", id="DATADOG_API_KEY-overrides-config"),
+    pytest.param({"site": "us3.datadoghq.com", "api_key": "cfg-key"}, {"DD_SITE": "", "DD_API_KEY": ""},
+                 "https://api.us3.datadoghq.com", "cfg-key", id="empty-variables-are-unset"),
+]
+
+
+@pytest.mark.parametrize(("datadog", "environ", "host", "key"), PRECEDENCE)
+def test_environment_overrides_config(monkeypatch, datadog, environ, host, key) -> None:
+    """The Agent's rule: the config file, with DD_*/DATADOG_* variables overriding it when set and not empty."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    cfg = parse_config({"init_config": {"datadog": datadog}, **minimal()}).init_config.datadog
+    assert cfg.resolved_api_host() == host
+    assert cfg.resolved_api_key() == key
+
+
+def test_dogstatsd_environment_overrides_config(monkeypatch) -> None:
+    """DD_AGENT_HOST, DD_DOGSTATSD_PORT and DD_DOGSTATSD_SOCKET beat dogstatsd_* in the file, as the Agent's do."""
+    datadog = {"transport": "dogstatsd", "dogstatsd_host": "cfg-host", "dogstatsd_port": 8200}
+    cfg = parse_config({"init_config": {"datadog": datadog}, **minimal()}).init_config.datadog
+    assert cfg.resolved_dogstatsd() == ("cfg-host", 8200, None)
+    monkeypatch.setenv("DD_AGENT_HOST", "10.0.0.7")
+    monkeypatch.setenv("DD_DOGSTATSD_PORT", "8126")
+    monkeypatch.setenv("DD_DOGSTATSD_SOCKET", "/var/run/datadog/dsd.socket")
+    assert cfg.resolved_dogstatsd() == ("10.0.0.7", 8126, "/var/run/datadog/dsd.socket")
+
+
+def test_overridden_config_key_is_still_scrubbed(monkeypatch) -> None:
+    """A key written in the file but overridden by DD_API_KEY is still known to the log scrubber."""
+    from mlmon.sinks.factory import secrets_of
+
+    monkeypatch.setenv("DD_API_KEY", "env-key-0123")
+    cfg = parse_config({"init_config": {"datadog": {"api_key": "file-key-4567"}}, **minimal()}).init_config.datadog
+    assert {"env-key-0123", "file-key-4567"} <= set(secrets_of(cfg, []))
 
 
 def test_password_is_hidden_in_repr() -> None:

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOW = 1_800_000_000.0
 DAY = 86400.0
 TABLES = ("predictions", "labels", "replays", "training_runs", "training_features")
+#: historical ingestion on, so that a first run (and the plan) covers the whole initial_lookback below
+INIT = {"env": "test", "datadog": {"historical_ingestion": True}}
 #: periods that cover every window of :func:`write_every_table`
 #: drift_min_rows 1: the test windows are small, and the plan counts psi as if every window had enough rows
 LOOKBACKS = {"predictions": {"initial_lookback": "5h", "drift_min_rows": 1}, "quality": {"initial_lookback": "4h"},
@@ -36,7 +38,7 @@ LOOKBACKS = {"predictions": {"initial_lookback": "5h", "drift_min_rows": 1}, "qu
 
 def make_config(warehouse: Any, tmp_path: Path, jobs: dict[str, Any] | None = None, **instance: Any) -> Config:
     return parse_config({
-        "init_config": {"env": "test", "state_dir": str(tmp_path / "state")},
+        "init_config": {**INIT, "state_dir": str(tmp_path / "state")},
         "instances": [{"name": "ads", "warehouse": warehouse.config(), "tags": ["team:ads"],
                        "tables": {t: warehouse.table(t) for t in TABLES}, "jobs": jobs or {}, **instance}],
     })
@@ -44,11 +46,12 @@ def make_config(warehouse: Any, tmp_path: Path, jobs: dict[str, Any] | None = No
 
 def emitted(config: Config, now: float, state_dir: Path) -> dict[str, Counter[str]]:
     """Job -> distinct (name, tags) series per metric name of a first agent run (the reference)."""
-    agent = Agent(config, RecordingSink(), clock=lambda: now, store=StateStore(state_dir))
+    horizon = config.init_config.datadog.horizon  # the configured destination's, as `mlmon run` gets it
+    agent = Agent(config, RecordingSink(horizon), clock=lambda: now, store=StateStore(state_dir))
     out = {}
     for instance in config.instances:
         for job in agent.enabled_jobs(instance):
-            agent.sink = sink = RecordingSink()
+            agent.sink = sink = RecordingSink(horizon)
             agent.run_job(instance, job)
             out[job] = Counter(name for name, _ in {(s.name, s.tags) for s in sink.samples})
     return out
@@ -158,7 +161,7 @@ def test_missing_default_table_skips_the_job_like_run(duckdb_warehouse, tmp_path
 
 
 def write_config(path: Path, instances: list[dict[str, Any]]) -> Path:
-    path.write_text(yaml.safe_dump({"init_config": {"env": "test", "state_dir": str(path.parent / "state")},
+    path.write_text(yaml.safe_dump({"init_config": {**INIT, "state_dir": str(path.parent / "state")},
                                     "instances": instances}))
     return path
 

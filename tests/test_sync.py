@@ -289,10 +289,16 @@ def test_keys_never_appear_in_output(tmp_path, account, root, capsys) -> None:
         assert key not in out and key not in err
 
 
-def test_example_config_overrides_name_shipped_monitors(monkeypatch) -> None:
-    """The assets section of conf.yaml.example applies to the shipped monitors."""
-    monkeypatch.setenv("DD_API_KEY", "k" * 32)
-    config = load_config(ROOT / "conf.d" / "mlmon.d" / "conf.yaml.example")
+def test_example_config_overrides_name_shipped_monitors(tmp_path) -> None:
+    """The assets section of conf.yaml.example, once uncommented, applies to the shipped monitors."""
+    lines = (ROOT / "conf.d" / "mlmon.d" / "conf.yaml.example").read_text().splitlines()
+    start = lines.index("  # assets:")
+    end = lines.index("", start)
+    assert end - start > 3, lines[start:end]  # the example holds notify, tags and monitor overrides
+    lines[start:end] = ["  " + line.removeprefix("  # ") for line in lines[start:end]]
+    uncommented = tmp_path / "conf.yaml"
+    uncommented.write_text("\n".join(lines) + "\n")
+    config = load_config(uncommented)
     assets = {a.name: a for a in desired_assets(ROOT, config.init_config.assets, "conf.yaml.example")}
     assert assets["model_stale"].payload is not None
     assert assets["model_stale"].payload["query"].endswith("> 72")

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlmon")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: what ``mlmon --help`` says first (plain text: argparse prints it as it is)
+DESCRIPTION = ("mlmon reads prediction logs, labels, replays and training metadata from your warehouse, "
+               "computes the metrics in the warehouse and sends them to Datadog.")
+#: stdout closed by its reader: 128 + SIGPIPE, as the shell reports a command that SIGPIPE ended
+EXIT_BROKEN_PIPE = 141
 
 
 def _secrets(config: Config) -> list[str | None]:
@@ -69,6 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mlmon.runner import Agent
     from mlmon.state import AgentLock
 
+    if args.format == "json" and not args.once:
+        print("mlmon: --format json: only with --once (the daemon logs one summary line per job run)",
+              file=sys.stderr)
+        return EXIT_USAGE
     config = _load(args)
     opened = _sink_and_lock(config, AgentLock(config.init_config.state_dir))
     if isinstance(opened, int):
@@ -82,8 +91,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop_on_signals(agent)  # a CronJob's pod gets SIGTERM too: stop at a safe point, exit 0
             reports = agent.run_once()
             for r in reports:
-                log.info("instance %s job %s: %d window(s), %d point(s) sent, %d skipped, %d error(s)",
-                         r.instance, r.job, r.windows_processed, r.points_sent, r.points_skipped, r.errors)
+                log.info("%s", r.summary())
+            if args.format == "json":
+                import json
+
+                from mlmon.logs import SecretFilter
+
+                print(SecretFilter(_secrets(config)).scrub(json.dumps([r.as_json() for r in reports], indent=2)))
             return EXIT_FAILURE if any(r.errors for r in reports) else EXIT_OK
         from mlmon.scheduler import run_forever
 
@@ -184,11 +198,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from mlmon.preflight import preflight
 
     config = _load(args)
-    problems = preflight(config, print)
+    warnings = 0
+
+    def say(line: str) -> None:
+        nonlocal warnings
+        warnings += line.startswith("WARNING")
+        print(line)
+
+    problems = preflight(config, say)
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return EXIT_FAILURE
-    print("all checks passed")
+    print("all checks passed" + (f", with {warnings} warning(s) above" if warnings else ""))
     return EXIT_OK
 
 
@@ -295,11 +316,12 @@ def _demo_monitors(jsonl: Path) -> str:
     from mlmon.assets import report
     from mlmon.assets.evaluate import evaluate, load_monitors, replay
     from mlmon.assets.recording import Recording
-    from mlmon.assets.validate import shipped_root
+    from mlmon.shipped import shipped_root
 
-    root = shipped_root()
-    if root is None:
-        return "Monitors: monitors/ not found (run from a source checkout to see which would fire)"
+    try:
+        root = shipped_root()
+    except FileNotFoundError as exc:
+        return f"Monitors: {exc}"
     recording = Recording.load(jsonl)
     if recording.start is None or recording.end is None:
         return "Monitors: no metrics recorded"
@@ -315,13 +337,94 @@ def _demo_monitors(jsonl: Path) -> str:
     return "\n".join(lines)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starter config: the shipped conf.yaml.example with --name, --warehouse and --env filled in."""
+    import yaml
+
+    from mlmon.config import parse_config
+    from mlmon.shipped import EXAMPLE_CONFIG, shipped_root
+    from mlmon.starter import starter_config
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"mlmon: {path} already exists; not overwriting it (--force replaces it)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        example = (shipped_root() / EXAMPLE_CONFIG).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    text = starter_config(example, name=args.name, warehouse=args.warehouse, env=args.env, agent=args.agent)
+    try:  # what is written loads: a bad --name or URL is refused here, naming the setting
+        instance = parse_config(yaml.safe_load(text), f"{path} (not written)").instances[0]
+    except ConfigError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"mlmon: {path}: cannot write ({exc.strerror})", file=sys.stderr)
+        return EXIT_FAILURE
+    where = getattr(instance.warehouse, "path", None)
+    print(f"wrote {path}: instance {instance.name}, engine {instance.warehouse.engine}"
+          + (f" ({where})" if where else ""))
+    if args.warehouse is None:
+        print("  the warehouse is the example's placeholder: edit it, or run again with --warehouse and --force")
+    check = "mlmon check" + ("" if path == DEFAULT_CONFIG_PATH else f" --config {path}")
+    print(f"check it (config, warehouse, tables and columns, Datadog key): {check}")
+    return EXIT_OK
+
+
+def _assets_root(args: argparse.Namespace) -> Path | None:
+    """``--root``, else the assets shipped with mlmon; None, having said why on stderr, when it holds none."""
+    from mlmon.shipped import shipped_root
+
+    try:
+        root = Path(args.root) if args.root is not None else shipped_root()
+    except FileNotFoundError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return None
+    if not (root / "dashboards").is_dir() and not (root / "monitors").is_dir():
+        print(f"mlmon: --root {root}: no dashboards/ or monitors/ directory", file=sys.stderr)
+        return None
+    return root
+
+
+def _root_help(holding: str) -> str:
+    """``--root``'s help: what it holds and the default, the directory :func:`mlmon.shipped.shipped_root` names."""
+    from mlmon.shipped import shipped_root
+
+    try:
+        where = f"the assets shipped with mlmon, {shipped_root()}".replace("%", "%%")  # argparse formats help
+    except FileNotFoundError:
+        where = "the assets shipped with mlmon, missing from this installation"
+    return f"directory holding {holding} (default: {where}; mlmon assets path prints it)"
+
+
+def cmd_assets_path(args: argparse.Namespace) -> int:
+    """Print the directory of the files shipped with mlmon (the default --root), or the path of one of them."""
+    from mlmon.shipped import SHIPPED, shipped_root
+
+    try:
+        root = shipped_root()
+    except FileNotFoundError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    path = root / args.file if args.file else root
+    if not path.exists():
+        print(f"mlmon: {args.file}: not shipped with mlmon (in {root}: {', '.join(SHIPPED)})", file=sys.stderr)
+        return EXIT_USAGE
+    print(path)
+    return EXIT_OK
+
+
 def cmd_assets_validate(args: argparse.Namespace) -> int:
     """Hold dashboards/*.json and monitors/*.json under --root to Datadog's API models and the catalogue."""
     from mlmon.assets import asset_files, validate_assets
 
-    root = Path(args.root)
-    if not (root / "dashboards").is_dir() and not (root / "monitors").is_dir():
-        print(f"mlmon: {root}: no dashboards/ or monitors/ directory", file=sys.stderr)
+    root = _assets_root(args)
+    if root is None:
         return EXIT_USAGE
     problems = validate_assets(root)
     for problem in problems:
@@ -349,9 +452,8 @@ def cmd_assets_sync(args: argparse.Namespace) -> int:
                    else "application key: set init_config.datadog.app_key or DD_APP_KEY")
         print(f"mlmon: assets sync needs a Datadog {missing}", file=sys.stderr)
         return EXIT_USAGE
-    root = Path(args.root)
-    if not (root / "dashboards").is_dir() and not (root / "monitors").is_dir():
-        print(f"mlmon: {root}: no dashboards/ or monitors/ directory", file=sys.stderr)
+    root = _assets_root(args)
+    if root is None:
         return EXIT_USAGE
     problems = validate_assets(root)
     if problems:
@@ -404,14 +506,15 @@ def cmd_assets_evaluate(args: argparse.Namespace) -> int:
     from mlmon.assets.evaluate import EvaluateError, evaluate, load_monitors, replay, unsupported
     from mlmon.assets.recording import Recording, RecordingError
     from mlmon.config import parse_duration
+    from mlmon.shipped import shipped_root
 
     try:
         at = None if args.at is None else _parse_time(args.at)
         every = None if args.every is None else parse_duration(args.every)
         if every is not None and every <= 0:
             raise ValueError("--every must be a positive duration")
-        monitors = load_monitors(args.root)
-    except (ValueError, EvaluateError) as exc:
+        monitors = load_monitors(args.root if args.root is not None else shipped_root())
+    except (ValueError, EvaluateError, FileNotFoundError) as exc:
         print(f"mlmon: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -447,22 +550,29 @@ def cmd_assets_evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(prog="mlmon", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mlmon", description=DESCRIPTION,
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error. "
+        "Run mlmon COMMAND --help for a command's options.")
     parser.add_argument("--version", action="version", version=f"mlmon {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
                         help=f"config file (default: {DEFAULT_CONFIG_PATH})")
-    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="command", required=True)
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log records at this level and above go to stderr (default: INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
 
     p = sub.add_parser("run", parents=[common], help="run the agent (scheduler, or --once for cron)")
     p.add_argument("--once", action="store_true", help="run every due window of every job once, then exit")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="with --once: json prints the run's report per job on stdout, for scripts (default: text, "
+                   "the summary lines in the log only)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
         "backfill", parents=[common],
         help="send a past range through the window jobs (resumable, progress on stderr)",
-        description="Send the windows of a past range through the same jobs, delivery and sink as `mlmon run`. "
+        description="Send the windows of a past range through the same jobs, delivery and sink as mlmon run. "
         "Each job's windows fully inside [--start, --end) are sent, stamped at their end, oldest first; windows "
         "not due yet are left out. Progress goes to stderr (a bar on a terminal, a few lines otherwise; rows are "
         "the prediction rows the windows cover). The same command again continues where an interrupted or "
@@ -493,32 +603,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7, help="days of demo data (default: 7)")
     p.add_argument("--send", action="store_true",
                    help="push to Datadog (DD_API_KEY, DD_SITE) instead of writing JSON Lines")
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log records at this level and above go to stderr (default: WARNING)")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser(
+        "init", help="write a starter config (the shipped conf.yaml.example, its required values filled in)",
+        description="Write the shipped conf.yaml.example to PATH: every option documented, the optional ones "
+        "commented out at their default, the required ones (the instance's name and warehouse) set from "
+        "--name and --warehouse, so that the file works as written. Refuses to overwrite PATH without --force.",
+    )
+    p.add_argument("path", nargs="?", type=Path, default=DEFAULT_CONFIG_PATH, metavar="PATH",
+                   help=f"where to write it, creating its directories (default: {DEFAULT_CONFIG_PATH})")
+    p.add_argument("--warehouse", metavar="FILE_OR_URL",
+                   help="a DuckDB file (written as an absolute path), a postgresql:// URL (engine postgres) or "
+                   "another SQLAlchemy URL such as snowflake://user@account/db (engine sqlalchemy); single-quote a "
+                   "${PGPASSWORD} in it so that mlmon, not the shell, expands it (default: the placeholder "
+                   "warehouse.duckdb)")
+    p.add_argument("--name", help="instance name, its instance:<name> tag and state folder (default: main)")
+    p.add_argument("--env", help="the env:<env> tag of every metric (default: none, left commented out)")
+    p.add_argument("--agent", action="store_true",
+                   help="for the Datadog Agent check: min_collection_interval: 600, empty_default_hostname: true")
+    p.add_argument("--force", action="store_true", help="overwrite PATH when it exists")
+    p.set_defaults(func=cmd_init)
+
     p = sub.add_parser("assets", help="the Datadog dashboards and monitors shipped with mlmon")
-    assets = p.add_subparsers(dest="assets_command", required=True)
+    assets = p.add_subparsers(dest="assets_command", required=True, metavar="COMMAND", help="one of:")
     p = assets.add_parser("validate", help="check dashboards/ and monitors/ against Datadog's API and metadata.csv")
-    p.add_argument("--root", type=Path, default=Path("."),
-                   help="directory holding dashboards/, monitors/ and metadata.csv (default: .)")
+    p.add_argument("--root", type=Path, help=_root_help("dashboards/, monitors/ and metadata.csv"))
     p.set_defaults(func=cmd_assets_validate)
     p = assets.add_parser("sync", parents=[common],
                           help="create or update the dashboards and monitors in the Datadog account (idempotent)")
-    p.add_argument("--root", type=Path, default=Path("."),
-                   help="directory holding dashboards/, monitors/ and metadata.csv (default: .)")
+    p.add_argument("--root", type=Path, help=_root_help("dashboards/, monitors/ and metadata.csv"))
     p.add_argument("--dry-run", action="store_true", help="read the account and print the plan; write nothing")
     p.set_defaults(func=cmd_assets_sync)
     p = assets.add_parser("evaluate", help="which shipped monitors would fire on recorded metrics (JSON Lines)")
     p.add_argument("--metrics", type=Path, required=True, metavar="FILE",
                    help="the JSON Lines sink's output (transport: jsonl, or mlmon demo's metrics.jsonl)")
-    p.add_argument("--root", type=Path, default=Path("."), help="directory holding monitors/ (default: .)")
+    p.add_argument("--root", type=Path, help=_root_help("monitors/"))
     p.add_argument("--at", metavar="TIME",
                    help="evaluation time: Unix seconds or ISO-8601, UTC when no zone (default: the file's last point)")
     p.add_argument("--every", metavar="DURATION",
                    help="replay from the file's first point to --at every DURATION (e.g. 10m) and list the episodes")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
     p.set_defaults(func=cmd_assets_evaluate)
+    p = assets.add_parser("path", help="print where the files shipped with mlmon are (the default --root)",
+                          description="Print the directory of the dashboards, monitors, metadata.csv, "
+                          "conf.d/mlmon.d/conf.yaml.example and checks.d/mlmon.py installed with mlmon, or the "
+                          "path of FILE in it, e.g. cp \"$(mlmon assets path checks.d/mlmon.py)\" "
+                          "/etc/datadog-agent/checks.d/")
+    p.add_argument("file", nargs="?", metavar="FILE", help="a path below that directory, e.g. checks.d/mlmon.py")
+    p.set_defaults(func=cmd_assets_path)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its one-line help, so that ``mlmon X --help`` says what X does."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                command = action.choices[choice.dest]
+                if not command.description and choice.help:
+                    command.description = choice.help[0].upper() + choice.help[1:] + "."
+                _describe(command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -531,6 +679,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"mlmon: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (`mlmon plan --format json | head`): stop quietly, with the status of a
+        # command ended by SIGPIPE; stdout goes to /dev/null so that the interpreter's last flush is quiet too
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,8 +72,28 @@ OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_to_none)]
 OptionalStr = Annotated[str | None, BeforeValidator(_empty_to_none)]
 
 
+def _env(*names: str) -> str | None:
+    """The first of ``names`` set to a non-empty value in the environment."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value() or None
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_section(cls, data: Any) -> Any:
+        # a section whose every setting is commented out (`datadog:`, `jobs:` in conf.yaml.example, as in
+        # the Datadog Agent's files) is YAML null: it means the defaults, as an empty mapping does
+        return {} if data is None else data
 
 
 class DatadogConfig(_Frozen):
@@ -98,38 +118,49 @@ class DatadogConfig(_Frozen):
     retry_backoff: Duration = Field(default=1.0, ge=0)
     max_payload_bytes: int = Field(default=450_000, ge=10_000, le=3_000_000)
 
+    @property
+    def horizon(self) -> float | None:
+        """How old a point's timestamp may be for the destination to keep it: ``ingestion_horizon`` for the API
+        and DogStatsD without ``historical_ingestion``; None (any age) then, and for the JSON Lines file."""
+        return None if self.transport == "jsonl" or self.historical_ingestion else self.ingestion_horizon
+
+    # One precedence rule, the Datadog Agent's: the config file, with the Datadog environment variables
+    # (``DD_*``, and the ``datadog`` package's ``DATADOG_*``) overriding it when set and not empty.
+
     def resolved_api_key(self) -> str | None:
-        """The API key: config first, then ``DD_API_KEY`` / ``DATADOG_API_KEY``."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        return os.environ.get("DD_API_KEY") or os.environ.get("DATADOG_API_KEY") or None
+        """The API key: ``DD_API_KEY`` / ``DATADOG_API_KEY`` when set, else ``api_key``."""
+        return _env("DD_API_KEY", "DATADOG_API_KEY") or _secret(self.api_key)
 
     def resolved_app_key(self) -> str | None:
-        """The application key: config first, then ``DD_APP_KEY`` / ``DATADOG_APP_KEY``."""
-        if self.app_key is not None:
-            return self.app_key.get_secret_value()
-        return os.environ.get("DD_APP_KEY") or os.environ.get("DATADOG_APP_KEY") or None
+        """The application key: ``DD_APP_KEY`` / ``DATADOG_APP_KEY`` when set, else ``app_key``."""
+        return _env("DD_APP_KEY", "DATADOG_APP_KEY") or _secret(self.app_key)
 
     def resolved_dogstatsd(self) -> tuple[str, int, str | None]:
-        """DogStatsD (host, port, socket path): config first, then ``DD_AGENT_HOST``,
-        ``DD_DOGSTATSD_PORT``, ``DD_DOGSTATSD_SOCKET`` (as the Datadog client libraries read them), then
-        localhost:8125 over UDP."""
-        host = self.dogstatsd_host or os.environ.get("DD_AGENT_HOST") or "localhost"
-        port = self.dogstatsd_port or int(os.environ.get("DD_DOGSTATSD_PORT") or 8125)
-        socket_path = self.dogstatsd_socket or os.environ.get("DD_DOGSTATSD_SOCKET") or None
+        """DogStatsD (host, port, socket path): ``DD_AGENT_HOST``, ``DD_DOGSTATSD_PORT`` and
+        ``DD_DOGSTATSD_SOCKET`` when set (as the Datadog client libraries read them), else the config's
+        ``dogstatsd_*``, else localhost:8125 over UDP."""
+        host = _env("DD_AGENT_HOST") or self.dogstatsd_host or "localhost"
+        port_text = _env("DD_DOGSTATSD_PORT")
+        port = int(port_text) if port_text and port_text.isdigit() else self.dogstatsd_port or 8125
+        socket_path = _env("DD_DOGSTATSD_SOCKET") or self.dogstatsd_socket or None
         return host, port, socket_path
 
     def resolved_api_host(self) -> str:
-        """API base URL: ``api_host``, ``site``, ``DATADOG_HOST``, ``DD_SITE``, then datadoghq.com."""
+        """API base URL: ``DATADOG_HOST``, then ``DD_SITE`` when set; else ``api_host``, then ``site``;
+        else datadoghq.com."""
+        if _env("DATADOG_HOST"):
+            return str(_env("DATADOG_HOST")).rstrip("/")
+        if _env("DD_SITE"):
+            return f"https://api.{_env('DD_SITE')}"
         if self.api_host:
             return self.api_host.rstrip("/")
         if self.site:
             return f"https://api.{self.site}"
-        if os.environ.get("DATADOG_HOST"):
-            return os.environ["DATADOG_HOST"].rstrip("/")
-        if os.environ.get("DD_SITE"):
-            return f"https://api.{os.environ['DD_SITE']}"
         return "https://api.datadoghq.com"
+
+    def configured_secrets(self) -> list[str]:
+        """The keys written in the config, used or overridden: the log scrubber knows both."""
+        return [k for k in (_secret(self.api_key), _secret(self.app_key)) if k]
 
 
 def _notify_handle(value: object) -> str:

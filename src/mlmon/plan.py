@@ -7,8 +7,10 @@ row per model version or per (model, feature)). No sink is built: nothing is sen
 
 **Period.** A window job (``predictions``, ``quality``, ``reproducibility``) is planned over the
 windows a first ``mlmon run --once`` would process: the latest windows that are due now (their end
-plus the job's delay has passed), as many as cover ``initial_lookback`` (or ``--lookback``) rounded
-up to whole windows, at least one. ``quality`` does so per lane (per
+plus the job's delay has passed), as many as cover ``initial_lookback`` rounded up to whole windows,
+at least one, less those the configured destination would drop (under ``timestamp_policy:
+window_end``, windows ending more than ``ingestion_horizon`` ago without ``historical_ingestion``).
+``--lookback`` asks for that whole period instead, horizon or not. ``quality`` does so per lane (per
 ``label_delay_by_model`` delay). The default lookback, 1 h, is Datadog's billing hour; a longer one
 counts every model version active in it, an upper bound on any one hour. ``training`` is a
 snapshot: every model of ``training_runs`` with its latest version.
@@ -61,7 +63,7 @@ from mlmon.jobs import predictions as predictions_job
 from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Window, due_windows, iso
+from mlmon.jobs.windows import Lane, Window, due_windows, first_run_horizon, iso
 from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_CHECK, JOB_TABLES, JOBS
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
 from mlmon.warehouse.plan import VersionSeen, fetch_feature_counts, fetch_pairs
@@ -133,9 +135,14 @@ def tag_keys(tags: Iterable[str], *keys: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*(t.split(":", 1)[0] for t in tags), *keys]))
 
 
-def plan_period(now: float, width: float, delay: float, lookback: float) -> list[Window]:
-    """The windows a first run would process at ``now``: exactly those of :func:`due_windows`."""
-    return due_windows(now, None, width, delay, lookback)
+def plan_period(now: float, job: Any, lane: Lane, lookback: float | None, horizon: float | None) -> list[Window]:
+    """The windows a first run of ``job`` (its settings) would process at ``now`` in ``lane``, as
+    :meth:`mlmon.runner.Agent.windows` computes them with the sink's ``horizon``; a ``lookback`` (``--lookback``)
+    replaces ``initial_lookback`` and the horizon: it asks for that whole period."""
+    if lookback is not None:
+        return due_windows(now, None, job.window, lane.delay, lookback)
+    return due_windows(now, None, job.window, lane.delay, job.initial_lookback,
+                       first_run_horizon(job.timestamp_policy, horizon))
 
 
 class _Counter:
@@ -165,11 +172,11 @@ def _pairs(seen: Iterable[VersionSeen], *, valid: bool) -> set[tuple[str, str]]:
     return {(s.model, s.model_version) for s in seen if s.active and (s.valid or not valid)}
 
 
-def _plan_predictions(engine: Engine, instance: Instance, now: float, lookback: float | None,
+def _plan_predictions(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
                       base: Sequence[str]) -> _Planned:
     job = instance.jobs.predictions
     (lane,) = predictions_job.lanes(instance)
-    windows = plan_period(now, job.window, lane.delay, job.initial_lookback if lookback is None else lookback)
+    windows = plan_period(now, job, lane, lookback, horizon)
     start, end = windows[0].start, windows[-1].end
     seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start - DAY,
                        ref_start=start - job.drift_reference, ref_end=end - job.drift_reference, include=lane.include)
@@ -205,14 +212,14 @@ def _plan_predictions(engine: Engine, instance: Instance, now: float, lookback: 
     )
 
 
-def _plan_quality(engine: Engine, instance: Instance, now: float, lookback: float | None,
+def _plan_quality(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
                   base: Sequence[str]) -> _Planned:
     job = instance.jobs.quality
     active: set[tuple[str, str]] = set()
     valid: set[tuple[str, str]] = set()
     periods = []
     for lane in quality_job.lanes(instance):
-        windows = plan_period(now, job.window, lane.delay, job.initial_lookback if lookback is None else lookback)
+        windows = plan_period(now, job, lane, lookback, horizon)
         start, end = windows[0].start, windows[-1].end
         seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start,
                            ref_end=start, include=lane.include, exclude=lane.exclude)
@@ -230,11 +237,11 @@ def _plan_quality(engine: Engine, instance: Instance, now: float, lookback: floa
     return _Planned(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=periods)
 
 
-def _plan_reproducibility(engine: Engine, instance: Instance, now: float, lookback: float | None,
+def _plan_reproducibility(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
                           base: Sequence[str]) -> _Planned:
     job = instance.jobs.reproducibility
     (lane,) = reproducibility_job.lanes(instance)
-    windows = plan_period(now, job.window, lane.delay, job.initial_lookback if lookback is None else lookback)
+    windows = plan_period(now, job, lane, lookback, horizon)
     start, end = windows[0].start, windows[-1].end
     seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start, ref_end=start,
                        include=lane.include)
@@ -245,7 +252,7 @@ def _plan_reproducibility(engine: Engine, instance: Instance, now: float, lookba
     return _Planned(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=[Period(start, end, len(windows))])
 
 
-def _plan_training(engine: Engine, instance: Instance, now: float, lookback: float | None,
+def _plan_training(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
                    base: Sequence[str]) -> _Planned:
     job = instance.jobs.training
     runs = fetch_runs(engine, instance, instance.models).models
@@ -322,7 +329,7 @@ def _absent_table(engine: Engine, instance: Instance, job: str) -> tuple[str, st
 
 
 def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, job: str, now: float,
-              lookback: float | None, base: Sequence[str]) -> JobPlan:
+              lookback: float | None, horizon: float | None, base: Sequence[str]) -> JobPlan:
     windowed = job != "training"
     agent = _agent_rows(job, base, lag=windowed)
     if engine is None:
@@ -336,7 +343,7 @@ def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, job: 
                 return JobPlan(job, "skipped", _agent_rows(job, base, lag=False),
                                message=f"table {name} (default name) does not exist; mlmon run skips the job")
             return JobPlan(job, "error", agent, message=f"instance {instance.name}, job {job}, table {name}: {problem}")
-        planned = _PLANNERS[job](engine, instance, now, lookback, base)
+        planned = _PLANNERS[job](engine, instance, now, lookback, horizon, base)
     except WarehouseError as exc:
         return JobPlan(job, "error", agent, message=f"instance {instance.name}: {exc}")
     except QueryError as exc:
@@ -352,6 +359,7 @@ def plan_instance(
 ) -> InstancePlan:
     """The series every job of ``instance`` will create (one connection, closed before returning)."""
     base = config.base_tags(instance)
+    horizon = config.init_config.datadog.horizon  # the configured sink's, as the agent's first run uses it
     plan = InstancePlan(instance.name, instance.warehouse.engine)
     engine: Engine | None = None
     unreachable = ""
@@ -371,7 +379,7 @@ def plan_instance(
                     engine = engine_factory(instance.warehouse)
                 except WarehouseError as exc:
                     unreachable = f"instance {instance.name}: {exc}"
-            job_plan = _plan_job(engine, unreachable, instance, job, now, lookback, base)
+            job_plan = _plan_job(engine, unreachable, instance, job, now, lookback, horizon, base)
             if engine is not None and job_plan.status != "skipped":
                 job_plan.checks.append(SeriesCount(JOB_CHECK, tag_keys(base, "instance", "job"), 1))
             plan.jobs.append(job_plan)

@@ -22,7 +22,7 @@ from mlmon.jobs import predictions as predictions_job
 from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows
+from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_run_horizon
 from mlmon.samples import CheckStatus, MetricType, Point, Sample, ServiceCheck, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState, StateStore
@@ -68,6 +68,22 @@ class JobReport:
     outputs: list[WindowOutput] = field(default_factory=list)
     snapshot: list[Sample] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The one line ``mlmon run`` logs per job run (the daemon and ``--once`` alike)."""
+        return (f"instance {self.instance} job {self.job}: {self.windows_processed} window(s), "
+                f"{self.points_sent} point(s) sent, {self.points_skipped} skipped, {self.errors} error(s)")
+
+    def as_json(self) -> dict[str, object]:
+        """The report as ``mlmon run --once --format json`` prints it (no samples: counts and messages)."""
+        from mlmon.jobs.windows import iso
+
+        return {
+            "instance": self.instance, "job": self.job, "windows_processed": self.windows_processed,
+            "points_sent": self.points_sent, "points_skipped": self.points_skipped,
+            "rows_fetched": self.rows_fetched, "errors": self.errors,
+            "watermark": None if self.watermark is None else iso(self.watermark), "messages": list(self.messages),
+        }
 
 
 def stamp(
@@ -168,7 +184,8 @@ class Agent:
     def windows(self, instance: Instance, job: str, lane: Lane, state: JobState, now: float) -> list[Window]:
         """The windows of ``lane`` to process now, oldest first: every due window after its watermark."""
         cfg = getattr(instance.jobs, job)
-        return due_windows(now, state.lane_watermark(lane.key), cfg.window, lane.delay, cfg.initial_lookback)
+        return due_windows(now, state.lane_watermark(lane.key), cfg.window, lane.delay, cfg.initial_lookback,
+                           first_run_horizon(cfg.timestamp_policy, self.sink.horizon))
 
     def delivered(self, report: JobReport, outputs: Sequence[WindowOutput]) -> None:
         """Called once the sink accepted ``outputs`` and their watermark was saved."""

@@ -8,7 +8,8 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from mlmon.runner import Agent
+from mlmon.config import Instance
+from mlmon.runner import Agent, JobReport
 
 log = logging.getLogger("mlmon.scheduler")
 
@@ -24,9 +25,9 @@ def build_scheduler(agent: Agent):  # type: ignore[no-untyped-def]
         for job in agent.enabled_jobs(instance):
             interval = getattr(instance.jobs, job).interval
             scheduler.add_job(
-                agent.run_job,
+                run_and_log,
                 IntervalTrigger(seconds=interval, timezone=dt.timezone.utc),
-                args=[instance, job],
+                args=[agent, instance, job],
                 id=f"{instance.name}:{job}",
                 name=f"{instance.name}:{job}",
                 max_instances=1,
@@ -35,6 +36,13 @@ def build_scheduler(agent: Agent):  # type: ignore[no-untyped-def]
                 next_run_time=now,
             )
     return scheduler
+
+
+def run_and_log(agent: Agent, instance: Instance, job: str) -> JobReport:
+    """One scheduled run of one job, logged in one summary line as ``mlmon run --once`` logs it."""
+    report = agent.run_job(instance, job)
+    log.info("%s", report.summary())
+    return report
 
 
 def stop_on_signals(agent: Agent, then: Callable[[], object] | None = None) -> None:

@@ -26,9 +26,9 @@ from mlmon.assets.queries import (
 )
 from mlmon.assets.schema import check_model, child_path, kind_of
 from mlmon.assets.syntax import QueryError, metrics_in
+from mlmon.shipped import CATALOGUE
 
 METRIC_PREFIX = "mlmon."
-CATALOGUE = "metadata.csv"
 ASSET_DIRS = ("dashboards", "monitors")
 #: the service checks the agent sends (the catalogue of metrics is metadata.csv)
 SERVICE_CHECKS = frozenset({"mlmon.warehouse.can_connect", "mlmon.job.can_run", "mlmon.predictions.available"})
@@ -40,15 +40,6 @@ WRAPPER_KEYS: Mapping[str, tuple[type, str]] = {
     "tags": (list, "a list of strings"),
     "definition": (dict, "an object"),
 }
-
-
-def shipped_root() -> Path | None:
-    """Where the shipped ``monitors/`` and ``metadata.csv`` are: the working directory when it holds
-    them, else the source checkout mlmon runs from (an editable install); None when neither does."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        if (root / "monitors").is_dir() and (root / CATALOGUE).is_file():
-            return root
-    return None
 
 
 def asset_files(root: Path) -> list[Path]:

@@ -26,17 +26,23 @@ class Window:
 
 
 def due_windows(
-    now: float, watermark: float | None, width: float, delay: float, initial_lookback: float
+    now: float, watermark: float | None, width: float, delay: float, initial_lookback: float,
+    horizon: float | None = None,
 ) -> list[Window]:
     """Complete windows not yet delivered, oldest first.
 
     A window is due once ``end + delay <= now``. Without a watermark (a first run) the job takes the
     latest due windows covering at least ``initial_lookback``, rounded up to whole windows, and never
-    fewer than one: whatever the wall-clock time, a first run delivers the latest matured window.
+    fewer than one: whatever the wall-clock time, a first run delivers the latest matured window. With
+    a ``horizon`` (the destination drops points stamped more than ``horizon`` seconds before now, and
+    the job keeps window-end stamps) a first run leaves out the windows whose points would be dropped.
     """
     last_end = math.floor((now - delay) / width) * width
     if watermark is None:
-        first = last_end - first_run_windows(width, initial_lookback) * width
+        count = first_run_windows(width, initial_lookback)
+        if horizon is not None:  # window k back from the latest ends at last_end - k * width
+            count = min(count, max(1, math.floor((horizon - (now - last_end)) / width) + 1))
+        first = last_end - count * width
     else:
         first = math.floor(watermark / width) * width
     count = round((last_end - first) / width)
@@ -46,6 +52,12 @@ def due_windows(
 def first_run_windows(width: float, initial_lookback: float) -> int:
     """How many windows a first run processes: ``initial_lookback`` in whole windows, rounded up, at least 1."""
     return max(1, math.ceil(initial_lookback / width - 1e-9))
+
+
+def first_run_horizon(timestamp_policy: str, horizon: float | None) -> float | None:
+    """The horizon that bounds a first run: the destination's, for a job that keeps window-end stamps
+    (under ``send_time`` an old window is re-stamped and delivered, so nothing bounds it)."""
+    return horizon if timestamp_policy == "window_end" else None
 
 
 @dataclass

@@ -12,7 +12,7 @@ def make_sink(cfg: DatadogConfig) -> Sink:
         from mlmon.sinks.jsonl import JsonlSink
 
         return JsonlSink(cfg.jsonl_path)
-    horizon = None if cfg.historical_ingestion else cfg.ingestion_horizon
+    horizon = cfg.horizon
     if cfg.transport == "dogstatsd":
         from mlmon.sinks.dogstatsd import DogStatsdSink
 
@@ -37,4 +37,5 @@ def secrets_of(cfg_datadog: DatadogConfig, urls: list[str]) -> list[str | None]:
     from mlmon.warehouse.engines import url_password_forms
 
     passwords = [p for u in urls for p in url_password_forms(u)]
-    return [cfg_datadog.resolved_api_key(), cfg_datadog.resolved_app_key(), *urls, *passwords]
+    return [cfg_datadog.resolved_api_key(), cfg_datadog.resolved_app_key(), *cfg_datadog.configured_secrets(),
+            *urls, *passwords]
