@@ -11,7 +11,7 @@ from tests.reference import prediction_stats
 from tests.scenarios import WIDTH, known_answers
 
 from mlmon.config import parse_config
-from mlmon.jobs.windows import Window, due_windows
+from mlmon.jobs.windows import Window, due_windows, first_run_horizon
 from mlmon.runner import Agent, stamp
 from mlmon.samples import CheckStatus, Sample
 from mlmon.state import StateStore
@@ -64,16 +64,21 @@ def test_first_run_delivers_at_any_time(width, delay, lookback, offset) -> None:
     assert windows[0].start % width == 0
 
 
-@pytest.mark.parametrize(("offset", "kept"), [(300.0, 5), (599.0, 5), (600.0, 5), (899.0, 4)])
+@pytest.mark.parametrize(("offset", "kept"), [(300.0, 5), (599.0, 4), (600.0, 4), (899.0, 4)])
 def test_first_run_leaves_out_windows_the_destination_would_drop(offset, kept) -> None:
-    """With a 50-minute horizon, a first run of 10-minute windows keeps those ending at most 50 minutes ago."""
+    """With a 50-minute horizon, a first run of 10-minute windows under window_end keeps those ending at most
+    49 minutes ago (a minute left to query and send)."""
     now = 1_800_000_000.0 + offset
-    windows = due_windows(now, None, 600, 300, 3600, horizon=3000)
+    horizon = first_run_horizon("window_end", 3000)
+    assert horizon == 2940
+    windows = due_windows(now, None, 600, 300, 3600, horizon=horizon)
     assert len(windows) == kept
-    assert all(now - w.end <= 3000 for w in windows)
-    assert now - (windows[0].start) > 3000  # one more window back would be dropped
+    assert all(now - w.end <= 2940 for w in windows)
+    assert now - windows[0].start > 2940  # one more window back would be too old
     # a watermark is never moved by the horizon: a catch-up resends what it must
-    assert due_windows(now, windows[0].start - 6000, 600, 300, 3600, horizon=3000)[0].start == windows[0].start - 6000
+    resumed = windows[0].start - 6000
+    assert due_windows(now, resumed, 600, 300, 3600, horizon=horizon)[0].start == resumed
+    assert first_run_horizon("send_time", 3000) is None  # re-stamped, never dropped: nothing to leave out
 
 
 def test_first_run_keeps_the_latest_window_past_the_horizon() -> None:

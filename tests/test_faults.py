@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import API_KEY, closed_port
 
 from mlmon.config import parse_config
+from mlmon.jobs.windows import due_windows, first_run_horizon
 from mlmon.runner import Agent, JobReport
 from mlmon.scenarios import HOUR, build_frames, write_duckdb
 from mlmon.sinks.datadog_api import DatadogApiSink
@@ -271,7 +272,10 @@ def test_outage_past_the_ingestion_horizon(warehouse, tmp_path, caplog) -> None:
     # what the same windows hold: a run with historical ingestion over the same span
     with IntakeServer(valid_keys=(API_KEY,)) as reference:
         make_agent(warehouse, tmp_path / "ref-state", reference.url, [], [END], lookback="5h").run_once()
-    expected = {k: v for k, v in window_points(reference).items() if k[0].startswith("mlmon.prediction.")}
+    # the first run (at END - 2 h) started at the oldest window its destination still kept then
+    (first, *_) = due_windows(END - 2 * HOUR, None, 600, 300, 3 * HOUR, first_run_horizon("window_end", horizon))
+    expected = {k: v for k, v in window_points(reference).items()
+                if k[0].startswith("mlmon.prediction.") and k[2] > first.start}
     sent = {k: v for k, v in window_points(intake).items() if k[0].startswith("mlmon.prediction.")}
     assert sent and all(END - ts <= horizon for _, _, ts in sent)  # nothing Datadog would drop
     old = {k for k in expected if END - k[2] > horizon}

@@ -22,7 +22,7 @@ from mlmon.jobs import predictions as predictions_job
 from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_run_horizon
+from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_run_horizon, iso
 from mlmon.samples import CheckStatus, MetricType, Point, Sample, ServiceCheck, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState, StateStore
@@ -184,8 +184,17 @@ class Agent:
     def windows(self, instance: Instance, job: str, lane: Lane, state: JobState, now: float) -> list[Window]:
         """The windows of ``lane`` to process now, oldest first: every due window after its watermark."""
         cfg = getattr(instance.jobs, job)
-        return due_windows(now, state.lane_watermark(lane.key), cfg.window, lane.delay, cfg.initial_lookback,
-                           first_run_horizon(cfg.timestamp_policy, self.sink.horizon))
+        watermark = state.lane_watermark(lane.key)
+        horizon = first_run_horizon(cfg.timestamp_policy, self.sink.horizon)
+        windows = due_windows(now, watermark, cfg.window, lane.delay, cfg.initial_lookback, horizon)
+        if watermark is None and horizon is not None and windows:
+            asked = due_windows(now, None, cfg.window, lane.delay, cfg.initial_lookback)
+            if len(asked) > len(windows):
+                log.info("instance %s job %s: first run from %s: %d older window(s) of initial_lookback left out, "
+                         "because Datadog drops points older than an hour unless Historical Metrics Ingestion is "
+                         "on (historical_ingestion: true sends them)", instance.name, job, iso(windows[0].start),
+                         len(asked) - len(windows))
+        return windows
 
     def delivered(self, report: JobReport, outputs: Sequence[WindowOutput]) -> None:
         """Called once the sink accepted ``outputs`` and their watermark was saved."""

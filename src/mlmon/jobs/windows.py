@@ -54,10 +54,14 @@ def first_run_windows(width: float, initial_lookback: float) -> int:
     return max(1, math.ceil(initial_lookback / width - 1e-9))
 
 
+#: what a first run leaves itself, below the destination's horizon, to query and reach the sink
+FIRST_RUN_MARGIN = 60.0
+
+
 def first_run_horizon(timestamp_policy: str, horizon: float | None) -> float | None:
-    """The horizon that bounds a first run: the destination's, for a job that keeps window-end stamps
-    (under ``send_time`` an old window is re-stamped and delivered, so nothing bounds it)."""
-    return horizon if timestamp_policy == "window_end" else None
+    """The horizon that bounds a first run: the destination's less :data:`FIRST_RUN_MARGIN`, for a job that
+    keeps window-end stamps (under ``send_time`` an old window is re-stamped and delivered: no bound)."""
+    return horizon - FIRST_RUN_MARGIN if horizon is not None and timestamp_policy == "window_end" else None
 
 
 @dataclass
