@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from datadog_checks.base import AgentCheck, ConfigurationError
 
@@ -64,8 +64,9 @@ class AgentCheckSink:
                 submit = self.check.count if p.type is MetricType.COUNT else self.check.gauge
                 submit(p.name, p.value, tags=list(p.tags), raw=True)
             else:
-                self.check.service_check(p.name, int(p.status), tags=list(p.tags), message=p.message or None,
-                                         raw=True)
+                # None, not "", when there is no message (the base class's own default)
+                self.check.service_check(p.name, int(p.status), tags=list(p.tags),
+                                         message=cast(str, p.message or None), raw=True)
 
 
 def _late_sink(cfg: DatadogConfig) -> Sink | None:
@@ -77,7 +78,7 @@ def _late_sink(cfg: DatadogConfig) -> Sink | None:
     return make_sink(cfg.model_copy(update={"transport": transport}))
 
 
-class MlmonCheck(AgentCheck):  # type: ignore[misc]
+class MlmonCheck(AgentCheck):  # type: ignore[no-untyped-call]  # the base's __init_subclass__ is untyped
     """Runs the configured jobs of its instance at each collection."""
 
     __NAMESPACE__ = ""

@@ -314,7 +314,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _demo_monitors(jsonl: Path) -> str:
     """The shipped monitors replayed every 10 minutes over the demo's metrics: what would have fired."""
     from mlmon.assets import report
-    from mlmon.assets.evaluate import evaluate, load_monitors, replay
+    from mlmon.assets.evaluate import Status, evaluate, load_monitors, replay
     from mlmon.assets.recording import Recording
     from mlmon.shipped import shipped_root
 
@@ -327,7 +327,7 @@ def _demo_monitors(jsonl: Path) -> str:
         return "Monitors: no metrics recorded"
     monitors = load_monitors(root)
     episodes = [e for e in replay(monitors, recording, recording.start, recording.end, 600)
-                if e.status is not report.Status.WARN]
+                if e.status is not Status.WARN]
     lines = [f"Monitors that would have fired over the demo ({len(monitors)} shipped monitors replayed every "
              f"10 minutes; `mlmon assets evaluate --metrics {jsonl} --every 10m` for warnings too)",
              "monitor / group / status / first / last evaluation / worst value"]

@@ -303,7 +303,7 @@ def _plan_training(engine: Engine, instance: Instance, now: float, lookback: flo
     return _Planned(counter.rows(keys))
 
 
-_PLANNERS: dict[str, Callable[[Engine, Instance, float, float | None, Sequence[str]], _Planned]] = {
+_PLANNERS: dict[str, Callable[[Engine, Instance, float, float | None, float | None, Sequence[str]], _Planned]] = {
     "predictions": _plan_predictions,
     "quality": _plan_quality,
     "reproducibility": _plan_reproducibility,

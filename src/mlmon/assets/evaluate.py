@@ -198,13 +198,15 @@ def replay(
                 if result is None or result.status is not episode.status:
                     episodes.append(running.pop(group))
             for group, result in current.items():
-                episode = running.get(group)
-                if episode is None:
+                open_episode = running.get(group)
+                if open_episode is None:
                     running[group] = Episode(result.monitor, group, result.status, at, at, result.value)
                 else:
-                    value = episode.worst_value if result.value is None else (
-                        result.value if episode.worst_value is None else worse(episode.worst_value, result.value))
-                    running[group] = Episode(episode.monitor, group, episode.status, episode.first, at, value)
+                    worst = open_episode.worst_value
+                    value = worst if result.value is None else (
+                        result.value if worst is None else worse(worst, result.value))
+                    running[group] = Episode(open_episode.monitor, group, open_episode.status, open_episode.first, at,
+                                             value)
         episodes.extend(running.values())
     return sorted(episodes, key=lambda e: (e.first, e.monitor, e.group))
 

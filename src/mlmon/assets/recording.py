@@ -150,12 +150,12 @@ class _Builder:
                 values.append(point[1])
 
     def add_check(self, record: Mapping[str, Any], tags: tuple[str, ...]) -> None:
-        name, status, timestamp = record["check"], record.get("status"), record.get("timestamp")
+        name, status, timestamp = record["check"], record.get("status"), record.get("timestamp", "")
         if not isinstance(name, str) or not name:
             raise self.error("'check' must be a non-empty string")
         if type(status) is not int or status not in (0, 1, 2, 3):
             raise self.error("'status' must be 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)")
-        if type(timestamp) not in _NUMBERS or not math.isfinite(timestamp):
+        if type(timestamp) not in _NUMBERS or not math.isfinite(timestamp):  # type() leaves bool out
             raise self.error("'timestamp' must be Unix seconds")
         times, statuses = self.runs.setdefault((name, tags), ([], []))
         times.append(timestamp)

@@ -221,7 +221,7 @@ class DatadogAssetsApi:
 
         configure_client(self._api_key, self._app_key, self._api_host, self._timeout)
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: str) -> Any:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
         """One request; raises :class:`SyncError` with the status unless Datadog answered 2xx without errors."""
         from datadog.api.api_client import APIClient
         from datadog.api.exceptions import ApiError, DatadogException

@@ -11,7 +11,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -80,7 +80,8 @@ def combine(op: str, left: float | Grouped, right: float | Grouped) -> float | G
         with np.errstate(all="ignore"):
             return float(apply(np.float64(left), np.float64(right)))
     if not isinstance(left, Grouped) or not isinstance(right, Grouped):
-        grouped, number = (right, left) if isinstance(right, Grouped) else (left, right)
+        grouped = right if isinstance(right, Grouped) else cast(Grouped, left)
+        number = cast(float, left if grouped is right else right)
         out = {}
         for group, p in grouped.groups.items():
             with np.errstate(all="ignore"):
