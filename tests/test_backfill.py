@@ -24,12 +24,13 @@ import pytest
 import yaml
 from tests.conftest import API_KEY
 
-from mlmon.backfill import parse_time, progress_on, state_key
+from mlmon.backfill import progress_on, state_key
 from mlmon.cli import main
 from mlmon.demo import DEMO_INCIDENTS
 from mlmon.scenarios import DAY, HOUR, build_frames, write_duckdb
 from mlmon.state import AgentLock, BackfillLock, JobState, StateStore
 from mlmon.testing import IntakeServer, Reply
+from mlmon.times import parse_iso as parse_time
 
 END = math.floor(time.time() / HOUR) * HOUR - 2 * DAY
 START = END - 7 * DAY

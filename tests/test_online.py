@@ -144,7 +144,7 @@ def test_one_class_window_logs_why_at_debug(duckdb_warehouse, tmp_path, caplog) 
     Agent(make_config(duckdb_warehouse, tmp_path), RecordingSink(), clock=lambda: NOW).run_once()
     b = sorted({end for (m, _, end) in sc.windows if m == "ctr"})[1]
     lines = [r.getMessage() for r in caplog.records if r.name == "mlmon.jobs.quality"]
-    from mlmon.jobs.windows import iso
+    from mlmon.times import iso
 
     assert any("one class only" in line and "model ctr" in line and iso(b) in line for line in lines), lines
 

@@ -16,8 +16,8 @@ from tests.test_label_values import A, run, table_names
 
 from mlmon.cli import main
 from mlmon.config import parse_config
-from mlmon.jobs.windows import iso
 from mlmon.preflight import check_instance
+from mlmon.times import iso
 
 LABEL_COLUMNS = (("request_id", "text"), ("label", "integer"), ("label_ts", "timestamp"))
 #: how each engine names the types of tests.tables, as mlmon check prints them

@@ -26,7 +26,6 @@ its watermark advanced and saved, only once the sink accepted every point of it)
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import math
 import time
 from collections import defaultdict
@@ -35,10 +34,11 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from mlmon.config import Config, DatadogConfig, Instance
-from mlmon.jobs.windows import Lane, Window, WindowOutput, iso
+from mlmon.jobs.windows import Lane, Window, WindowOutput
 from mlmon.runner import JOB_TABLES, WINDOW_JOBS, Agent, JobReport
 from mlmon.sinks.base import Sink
 from mlmon.state import JobState, StateStore
+from mlmon.times import compact, iso
 from mlmon.warehouse.engines import Engine, open_engine
 
 #: the setting that lets a backfill send through Datadog, as config errors name paths
@@ -51,29 +51,6 @@ class BackfillRefused(Exception):
     """The sink would drop, or collapse onto one timestamp, windows older than its horizon."""
 
 
-def parse_time(text: str) -> float:
-    """``2026-11-13``, ``2026-11-13T14:10``, ``2026-11-13T14:10:00Z`` or ``...+01:00`` as Unix seconds.
-
-    A date is its midnight; a time without a zone is UTC.
-    """
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"expected an ISO 8601 date or time such as 2026-11-13 or 2026-11-13T14:10:00Z, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()
-
-
-def _compact(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
 def _duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
@@ -83,7 +60,7 @@ def _duration(seconds: float) -> str:
 
 def state_key(job: str, start: float, end: float) -> str:
     """The state store key of a backfill of ``job`` over its aligned range ``[start, end)``."""
-    return f"{job}.backfill-{_compact(start)}-{_compact(end)}"
+    return f"{job}.backfill-{compact(start)}-{compact(end)}"
 
 
 def refusal(datadog: DatadogConfig) -> str | None:

@@ -112,16 +112,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import signal
 
     from mlmon import backfill
-    from mlmon.jobs.windows import iso
     from mlmon.runner import WINDOW_JOBS
     from mlmon.scheduler import stop_on_signals
     from mlmon.state import BackfillLock, StateStore
+    from mlmon.times import iso, parse_iso
 
     now = time.time()
     times = {}
     for flag, text in (("--start", args.start), ("--end", args.end)):
         try:
-            times[flag] = backfill.parse_time(text)
+            times[flag] = parse_iso(text)
         except ValueError as exc:
             print(f"mlmon: {flag}: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -476,27 +476,6 @@ def cmd_assets_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_time(text: str) -> float:
-    """``--at``: Unix seconds or ISO-8601 (UTC when no zone is given)."""
-    import datetime as dt
-    import math
-
-    try:
-        seconds = float(text)
-    except ValueError:
-        iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-        try:
-            moment = dt.datetime.fromisoformat(iso)
-        except ValueError:
-            raise ValueError(f"--at: expected Unix seconds or an ISO-8601 time, got {text!r}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        seconds = moment.timestamp()
-    if not math.isfinite(seconds):
-        raise ValueError(f"--at: expected a finite time, got {text!r}")
-    return seconds
-
-
 def cmd_assets_evaluate(args: argparse.Namespace) -> int:
     """Which shipped monitors fire on recorded metrics (a JSON Lines sink file): per group at --at, or the
     episodes of a replay every --every."""
@@ -507,9 +486,13 @@ def cmd_assets_evaluate(args: argparse.Namespace) -> int:
     from mlmon.assets.recording import Recording, RecordingError
     from mlmon.config import parse_duration
     from mlmon.shipped import shipped_root
+    from mlmon.times import iso, parse_time
 
     try:
-        at = None if args.at is None else _parse_time(args.at)
+        try:
+            at = None if args.at is None else parse_time(args.at)
+        except ValueError as exc:
+            raise ValueError(f"--at: {exc}") from None
         every = None if args.every is None else parse_duration(args.every)
         if every is not None and every <= 0:
             raise ValueError("--every must be a positive duration")
@@ -535,15 +518,15 @@ def cmd_assets_evaluate(args: argparse.Namespace) -> int:
             return EXIT_OK
         lines = report.format_results(results, skipped)
         firing = sum(r.fires for r in results)
-        lines.append(f"{firing} of {len(results)} group(s) firing at {report.iso_utc(at)}")
+        lines.append(f"{firing} of {len(results)} group(s) firing at {iso(at)}")
     else:
         episodes = replay(supported, recording, recording.start, at, every)
         if args.format == "json":
             print(json.dumps([*map(report.episode_json, episodes), *report.unsupported_json(skipped)], indent=2))
             return EXIT_OK
         lines = report.format_episodes(episodes, skipped)
-        lines.append(f"{len(episodes)} episode(s) from {report.iso_utc(recording.start)} to "
-                     f"{report.iso_utc(at)}, evaluated every {every:g}s")
+        lines.append(f"{len(episodes)} episode(s) from {iso(recording.start)} to "
+                     f"{iso(at)}, evaluated every {every:g}s")
     print("\n".join(lines))
     return EXIT_OK
 

@@ -63,8 +63,9 @@ from mlmon.jobs import predictions as predictions_job
 from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Lane, Window, due_windows, first_run_horizon, iso
+from mlmon.jobs.windows import Lane, Window, due_windows, first_run_horizon
 from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_CHECK, JOB_TABLES, JOBS
+from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
 from mlmon.warehouse.plan import VersionSeen, fetch_feature_counts, fetch_pairs
 from mlmon.warehouse.sql import exists_query

@@ -17,9 +17,9 @@ from sqlglot import exp
 
 from mlmon.config import TABLE_COLUMNS, Config, Instance
 from mlmon.jobs import quality as quality_job
-from mlmon.jobs.windows import iso
 from mlmon.metrics.quality import LabelBalance
 from mlmon.runner import JOB_TABLES, JOBS
+from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine, type_kind
 from mlmon.warehouse.online import fetch_label_balance
 from mlmon.warehouse.sql import bind_source, exists_query, parse_template

@@ -22,10 +22,11 @@ from mlmon.jobs import predictions as predictions_job
 from mlmon.jobs import quality as quality_job
 from mlmon.jobs import reproducibility as reproducibility_job
 from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_run_horizon, iso
+from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_run_horizon
 from mlmon.samples import CheckStatus, MetricType, Point, Sample, ServiceCheck, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState, StateStore
+from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, OutOfMemory, QueryError, WarehouseError, open_engine
 from mlmon.warehouse.sql import exists_query
 
@@ -76,8 +77,6 @@ class JobReport:
 
     def as_json(self) -> dict[str, object]:
         """The report as ``mlmon run --once --format json`` prints it (no samples: counts and messages)."""
-        from mlmon.jobs.windows import iso
-
         return {
             "instance": self.instance, "job": self.job, "windows_processed": self.windows_processed,
             "points_sent": self.points_sent, "points_skipped": self.points_skipped,

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mlmon.assets.evaluate import Episode, GroupResult, Status
+from mlmon.times import iso
 
 _STATUS_RANK = {Status.ALERT: 0, Status.NO_DATA: 1, Status.WARN: 2, Status.OK: 3}
 UNSUPPORTED = "UNSUPPORTED"
-
-
-def iso_utc(timestamp: float) -> str:
-    """``2026-11-20T08:10:00Z``."""
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def report_order(results: Iterable[GroupResult]) -> list[GroupResult]:
@@ -33,7 +28,7 @@ def format_results(results: Iterable[GroupResult], unsupported: Mapping[str, str
 def format_episodes(episodes: Iterable[Episode], unsupported: Mapping[str, str] | None = None) -> list[str]:
     """Aligned lines ``monitor  group  status  first  last  worst-value`` (times ISO-8601 UTC), then the
     unsupported monitors."""
-    rows = [(e.monitor, e.group_name, e.status.value, iso_utc(e.first), iso_utc(e.last), _number(e.worst_value))
+    rows = [(e.monitor, e.group_name, e.status.value, iso(e.first), iso(e.last), _number(e.worst_value))
             for e in episodes]
     rows += [(name, "-", UNSUPPORTED, "-", "-", reason) for name, reason in sorted((unsupported or {}).items())]
     return _columns(rows)
@@ -49,7 +44,7 @@ def result_json(result: GroupResult) -> dict[str, Any]:
 def episode_json(episode: Episode) -> dict[str, Any]:
     """One episode as a JSON object; ``first``/``last`` ISO-8601 UTC, the group a tag -> value object."""
     return {"monitor": episode.monitor, "group": dict(episode.group), "status": episode.status.value,
-            "first": iso_utc(episode.first), "last": iso_utc(episode.last), "worst_value": episode.worst_value}
+            "first": iso(episode.first), "last": iso(episode.last), "worst_value": episode.worst_value}
 
 
 def unsupported_json(unsupported: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -8,12 +8,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from mlmon.config import Instance
-from mlmon.jobs.windows import Batch, Lane, Window, WindowOutput, iso, model_tags
+from mlmon.jobs.windows import Batch, Lane, Window, WindowOutput, model_tags
 from mlmon.metrics.descriptive import PredictionAggregate, describe
 from mlmon.metrics.drift import ks_statistic, psi
 from mlmon.metrics.histogram import ScoreHistogram
 from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
 from mlmon.state import JobState
+from mlmon.times import iso
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
 

@@ -7,10 +7,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from mlmon.config import Instance
-from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, iso, no_failure_checks
+from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
 from mlmon.metrics.quality import OfflineMetrics, QualityAggregate, online_quality
 from mlmon.samples import make_tags
 from mlmon.state import JobState
+from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.online import fetch_offline_metrics, fetch_quality
 from mlmon.warehouse.predictions import GroupKey

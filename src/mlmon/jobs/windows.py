@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,11 +71,6 @@ class WindowOutput:
     samples: list[Sample] = field(default_factory=list)
     checks: list[ServiceCheck] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)  # model -> version seen in this window
-
-
-def iso(ts: float) -> str:
-    """A Unix time as ``2026-11-22T10:00:00Z`` for messages."""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
