@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from mlmon.warehouse.engines import scrub_url
+from mlmon.scrub import scrub
 
 
 class SecretFilter(logging.Filter):
@@ -17,9 +17,7 @@ class SecretFilter(logging.Filter):
 
     def scrub(self, text: str) -> str:
         """``text`` with secrets hidden."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return scrub_url(text)
+        return scrub(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = self.scrub(record.getMessage())

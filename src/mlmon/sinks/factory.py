@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlmon.config import DatadogConfig
+from mlmon.scrub import url_password_forms
 from mlmon.sinks.base import Sink
 
 
@@ -34,8 +35,6 @@ def make_sink(cfg: DatadogConfig) -> Sink:
 
 def secrets_of(cfg_datadog: DatadogConfig, urls: list[str]) -> list[str | None]:
     """Every secret the agent holds, for the log scrubber (each password as written and percent-decoded)."""
-    from mlmon.warehouse.engines import url_password_forms
-
     passwords = [p for u in urls for p in url_password_forms(u)]
     return [cfg_datadog.resolved_api_key(), cfg_datadog.resolved_app_key(), *cfg_datadog.configured_secrets(),
             *urls, *passwords]
