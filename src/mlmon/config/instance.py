@@ -1,0 +1,117 @@
+"""The file's sections: ``init_config``, each of ``instances`` with its tables and columns, and the whole file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from mlmon.config.assets import AssetsConfig
+from mlmon.config.datadog import DatadogConfig
+from mlmon.config.jobs import Jobs
+from mlmon.config.types import Identifier, OptionalStr, _Frozen
+from mlmon.config.warehouse import Warehouse
+
+
+class InitConfig(_Frozen):
+    """Settings shared by every instance."""
+
+    env: OptionalStr = None
+    state_dir: Path = Path(".mlmon/state")
+    datadog: DatadogConfig = DatadogConfig()
+    assets: AssetsConfig = AssetsConfig()
+
+
+class Tables(_Frozen):
+    """Physical table names; ``null`` disables the jobs that need the table.
+
+    A table left at its default name that does not exist in the warehouse skips its jobs (logged
+    once); a table named in the config that does not exist is an error.
+    """
+
+    predictions: Identifier | None = "predictions"
+    labels: Identifier | None = "labels"
+    replays: Identifier | None = "replays"
+    training_runs: Identifier | None = "training_runs"
+    training_features: Identifier | None = "training_features"
+
+    def explicit(self, table: str) -> bool:
+        """Whether the config names ``table`` (rather than leaving the default)."""
+        return table in self.model_fields_set
+
+
+TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "predictions": ("request_id", "ts", "model", "model_version", "prediction"),
+    "labels": ("request_id", "label", "label_ts"),
+    "replays": ("request_id", "model_version", "prediction"),
+    "training_runs": (
+        "model", "model_version", "trained_at", "train_rows", "valid_rows", "valid_logloss", "valid_auc",
+    ),
+    "training_features": ("model", "model_version"),
+}
+
+
+class Instance(_Frozen):
+    """One warehouse to watch."""
+
+    name: Identifier
+    warehouse: Warehouse
+    tables: Tables = Tables()
+    columns: dict[str, dict[str, Identifier]] = Field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    jobs: Jobs = Jobs()
+    #: Datadog Agent check only (``mlmon run`` ignores them): how often the Agent runs the check, and
+    #: whether it submits without the Agent's host name
+    min_collection_interval: float | None = Field(default=None, gt=0)
+    empty_default_hostname: bool = False
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for table, renames in value.items():
+            if table not in TABLE_COLUMNS:
+                raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLE_COLUMNS)}")
+            if table == "training_features":
+                continue
+            for logical in renames:
+                if logical not in TABLE_COLUMNS[table]:
+                    raise ValueError(
+                        f"unknown column {logical!r} for table {table}; "
+                        f"expected one of {', '.join(TABLE_COLUMNS[table])}"
+                    )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_shape(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not tag or "," in tag or tag.startswith(("env:", "model:", "model_version:")):
+                raise ValueError(f"bad static tag {tag!r} (no commas; env/model tags are set by mlmon)")
+        return value
+
+    def column(self, table: str, logical: str) -> str:
+        """The physical column name for a logical column of the data contract."""
+        return self.columns.get(table, {}).get(logical, logical)
+
+
+class Config(_Frozen):
+    """The whole file."""
+
+    init_config: InitConfig = InitConfig()
+    instances: tuple[Instance, ...] = Field(min_length=1)
+
+    @field_validator("instances")
+    @classmethod
+    def _unique_names(cls, value: tuple[Instance, ...]) -> tuple[Instance, ...]:
+        names = [i.name for i in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"instance names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    def base_tags(self, instance: Instance) -> tuple[str, ...]:
+        """Tags every metric of ``instance`` carries: ``env:<env>`` and the static tags."""
+        env = (f"env:{self.init_config.env}",) if self.init_config.env else ()
+        return (*env, *instance.tags)

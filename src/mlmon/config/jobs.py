@@ -1,0 +1,101 @@
+"""``instances -> N -> jobs``: each job's settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mlmon.config.types import Duration, Identifier, _Frozen
+
+TimestampPolicy = Literal["window_end", "send_time"]
+
+
+class _WindowJob(_Frozen):
+    """Settings every windowed job shares."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=3600, gt=0)
+    window: Duration = Field(default=3600, ge=60)
+    initial_lookback: Duration = Field(default=3600, ge=0)
+    timestamp_policy: TimestampPolicy = "send_time"
+    max_windows_per_query: int = Field(default=24, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _window_divides_day(self) -> _WindowJob:
+        if 86400 % self.window:
+            raise ValueError("window must divide a day evenly (e.g. 5m, 10m, 15m, 1h)")
+        return self
+
+
+class PredictionsJob(_WindowJob):
+    """Descriptive statistics, same-value ratio, invalid counts and drift of served predictions."""
+
+    interval: Duration = Field(default=600, gt=0)
+    window: Duration = Field(default=600, ge=60)
+    lateness: Duration = Field(default=300, ge=0)
+    drift_reference: Duration = Field(default=86400, gt=0)
+    #: PSI and KS are sent only when the window and its reference both hold this many valid rows:
+    #: PSI's noise floor is about 9 * (1/n_ref + 1/n_cur), 0.06 at 300 rows, near the alert threshold below
+    drift_min_rows: int = Field(default=300, ge=0)
+    timestamp_policy: TimestampPolicy = "window_end"
+    max_windows_per_query: int = Field(default=36, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _reference_multiple(self) -> PredictionsJob:
+        if self.drift_reference % self.window:
+            raise ValueError("drift_reference must be a multiple of window")
+        return self
+
+
+class QualityJob(_WindowJob):
+    """Online logloss, AUC, calibration and more on predictions joined with their matured labels.
+
+    A window is processed once ``end + label_delay`` has passed (per model with
+    ``label_delay_by_model``); only label rows with ``label_ts`` before that moment count, so a
+    window's numbers do not depend on when the agent ran.
+    """
+
+    label_delay: Duration = Field(default=3600, ge=0)
+    label_delay_by_model: dict[str, Duration] = Field(default_factory=dict)
+    #: a valid prediction with no label row counted for it: ``skip`` leaves it unlabeled (out of every
+    #: metric but ``label_coverage``), ``negative`` counts it as label 0 once its window has matured, for
+    #: labels tables that hold only the positives (clicks, conversions). Label rows that are all invalid
+    #: values stay an invalid label either way.
+    missing_label: Literal["skip", "negative"] = "skip"
+
+
+class ReproducibilityJob(_WindowJob):
+    """Share of online predictions that the offline replays reproduce within tolerance."""
+
+    replay_delay: Duration = Field(default=3600, ge=0)
+    atol: float = Field(default=1e-6, ge=0)
+    rtol: float = Field(default=1e-4, ge=0)
+
+
+class TrainingJob(_Frozen):
+    """Offline metrics, training-row trends and feature breakdowns of each model's latest version."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=3600, gt=0)
+    #: columns of ``training_features`` to break down; numeric columns get mean/stddev, others top-K shares
+    features: tuple[Identifier, ...] = ()
+    #: features to treat as categorical even when their column is numeric (e.g. integer-coded ids)
+    categorical: tuple[Identifier, ...] = ()
+    top_k: int = Field(default=10, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _categorical_are_features(self) -> TrainingJob:
+        unknown = sorted(set(self.categorical) - set(self.features))
+        if unknown:
+            raise ValueError(f"categorical lists columns that are not in features: {', '.join(unknown)}")
+        return self
+
+
+class Jobs(_Frozen):
+    """Per-job settings."""
+
+    predictions: PredictionsJob = PredictionsJob()
+    quality: QualityJob = QualityJob()
+    reproducibility: ReproducibilityJob = ReproducibilityJob()
+    training: TrainingJob = TrainingJob()
