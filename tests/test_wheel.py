@@ -101,7 +101,7 @@ def test_wheel_ships_the_assets_the_agent_check_and_the_example_config(installed
     expected = {f"mlmon/_shipped/{path}" for path in
                 (*SHIPPED_ASSETS, "metadata.csv", "conf.d/mlmon.d/conf.yaml.example", "checks.d/mlmon.py")}
     assert expected <= names, sorted(expected - names)
-    assert "mlmon/py.typed" in names and "mlmon/cli.py" in names
+    assert "mlmon/py.typed" in names and "mlmon/cli/__init__.py" in names
     assert example == (ROOT / "conf.d" / "mlmon.d" / "conf.yaml.example").read_text()
 
 
