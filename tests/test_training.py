@@ -17,8 +17,9 @@ from mlmon.config import Instance, parse_config
 from mlmon.jobs.training import TrainingSnapshot, compute, tag
 from mlmon.metrics.training import TrainingRun, feature_aggregates, feature_stats, lineage
 from mlmon.warehouse.engines import Engine, QueryError, open_engine
+from mlmon.warehouse.features import build_features_query, build_probe_query
 from mlmon.warehouse.sql import DIALECTS, render
-from mlmon.warehouse.training import build_features_query, build_probe_query, build_runs_query
+from mlmon.warehouse.training import build_runs_query
 
 DAY = 86400.0
 NOW = 1_790_000_000.0

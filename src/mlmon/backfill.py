@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from mlmon.config import Config, DatadogConfig, Instance
+from mlmon.jobs import WINDOW_JOBS, JobSpec
 from mlmon.jobs.windows import Lane, Window, WindowOutput
-from mlmon.runner import JOB_TABLES, WINDOW_JOBS, Agent, JobReport
+from mlmon.runner import Agent, JobReport
 from mlmon.sinks.base import Sink
 from mlmon.state import JobState, StateStore
 from mlmon.times import compact, iso
@@ -44,7 +45,6 @@ from mlmon.warehouse.engines import Engine, open_engine
 #: the setting that lets a backfill send through Datadog, as config errors name paths
 HISTORICAL_SETTING = "init_config -> datadog -> historical_ingestion"
 #: the delay after which each job's window is due, by the name the config gives it
-DELAY_SETTINGS = {"predictions": "lateness", "quality": "label_delay", "reproducibility": "replay_delay"}
 
 
 class BackfillRefused(Exception):
@@ -123,7 +123,7 @@ class JobPlan:
 def _delay(job: str, lane: Lane) -> str:
     """How the config names ``lane``'s delay, with its value."""
     if not lane.key:
-        return f"{_duration(lane.delay)} ({DELAY_SETTINGS[job]})"
+        return f"{_duration(lane.delay)} ({WINDOW_JOBS[job].delay_setting})"
     return f"{_duration(lane.delay)} (label_delay_by_model: {', '.join(lane.include)})"
 
 
@@ -141,11 +141,11 @@ def plan_backfill(
     for instance in config.instances:
         if instances and instance.name not in instances:
             continue
-        for job in (j for j in WINDOW_JOBS if j in jobs):
-            settings = getattr(instance.jobs, job)
-            missing = [t for t in JOB_TABLES[job] if getattr(instance.tables, t) is None]
-            if not settings.enabled or missing:
-                why = "disabled in the config" if not settings.enabled else f"table {missing[0]} not configured"
+        for job, spec in ((j, s) for j, s in WINDOW_JOBS.items() if j in jobs):
+            settings = spec.settings(instance)
+            runs, why = spec.runnable(instance)
+            if not runs:
+                why = "disabled in the config" if why == "enabled: false" else why
                 notes.append(f"instance {instance.name}: job {job} skipped ({why})")
                 continue
             width = settings.window
@@ -156,7 +156,7 @@ def plan_backfill(
                 continue
             state = store.load(instance.name, state_key(job, first, last))
             lanes = []
-            for lane in WINDOW_JOBS[job].lanes(instance):
+            for lane in spec.lanes(instance) if spec.lanes else ():
                 due = max(min(last, math.floor((now - lane.delay) / width) * width), first)
                 mark = state.lane_watermark(lane.key)
                 begin = first if mark is None else min(max(mark, first), last)
@@ -172,29 +172,14 @@ def plan_backfill(
     return plans, notes
 
 
-def window_rows(output: WindowOutput) -> int:
-    """Prediction rows one delivered window covers, from the counts its job computed.
-
-    ``predictions``: ``mlmon.prediction.count`` (every row). ``quality``: the valid predictions
-    (``labeled_count / label_coverage``; none known when nothing was labeled) plus
-    ``invalid_prediction_count``. ``reproducibility``: ``checked_count + missing_count`` (the valid
-    predictions).
-    """
+def window_rows(output: WindowOutput, spec: JobSpec) -> int:
+    """Prediction rows one delivered window covers, from the counts its job computed (per series, the
+    job's :attr:`~mlmon.jobs.spec.JobSpec.rows_covered`)."""
     series: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
     for sample in output.samples:
         series[sample.tags][sample.name] = sample.value
-    rows = 0.0
-    for values in series.values():
-        if "mlmon.prediction.count" in values:
-            rows += values["mlmon.prediction.count"]
-        elif "mlmon.online.labeled_count" in values:
-            coverage = values.get("mlmon.online.label_coverage")
-            rows += values["mlmon.online.labeled_count"] / coverage if coverage else 0.0
-            rows += values.get("mlmon.online.invalid_prediction_count", 0.0)
-        elif "mlmon.reproducibility.checked_count" in values:
-            rows += values["mlmon.reproducibility.checked_count"]
-            rows += values.get("mlmon.reproducibility.missing_count", 0.0)
-    return round(rows)
+    covered = spec.rows_covered
+    return round(sum(covered(values) for values in series.values())) if covered else 0
 
 
 class Progress(Protocol):
@@ -284,10 +269,35 @@ class JobResult:
         return self.plan.pending - (self.report.windows_processed if self.report else 0)
 
 
-class Backfill(Agent):
-    """The agent over planned ranges: backfill watermarks, planned windows, window metrics only."""
+class BackfillRange:
+    """The planned ranges: backfill watermarks, the planned windows, window metrics only (no service checks
+    or self-metrics: they describe the live agent, and a week-old CRITICAL would page)."""
 
     sends_status = False
+
+    def __init__(self, plans: Iterable[JobPlan], progress: Progress | None) -> None:
+        self._by_job = {(p.instance.name, p.job): p for p in plans}
+        self.progress = progress
+        self.rows: dict[tuple[str, str], int] = defaultdict(int)
+
+    def state_key(self, instance: Instance, job: str) -> str:
+        return self._by_job[(instance.name, job)].key
+
+    def windows(self, instance: Instance, spec: JobSpec, lane: Lane, state: JobState, now: float) -> list[Window]:
+        # the plan's windows: the progress bar's total, and the cut at what was due when it was made
+        plan = self._by_job[(instance.name, spec.name)]
+        return next((list(p.windows) for p in plan.lanes if p.lane.key == lane.key), [])
+
+    def delivered(self, report: JobReport, outputs: Sequence[WindowOutput]) -> None:
+        rows = sum(window_rows(out, WINDOW_JOBS[report.job]) for out in outputs)
+        self.rows[(report.instance, report.job)] += rows
+        del report.outputs[:]  # counted; a long range would otherwise hold every window in memory
+        if self.progress is not None:
+            self.progress.advance(len(outputs), rows)
+
+
+class Backfill:
+    """The agent over planned ranges (:class:`BackfillRange`)."""
 
     def __init__(
         self, config: Config, sink: Sink, plans: Iterable[JobPlan], *, progress: Progress | None = None,
@@ -296,26 +306,11 @@ class Backfill(Agent):
     ) -> None:
         if sink.horizon is not None:
             raise BackfillRefused(refusal(config.init_config.datadog) or "the sink has an ingestion horizon")
-        super().__init__(config, sink, clock=clock, engine_factory=engine_factory, store=store)
         self.plans = list(plans)
-        self._by_job = {(p.instance.name, p.job): p for p in self.plans}
-        self.progress = progress
-        self._rows: dict[tuple[str, str], int] = defaultdict(int)
-
-    def state_key(self, instance: Instance, job: str) -> str:
-        return self._by_job[(instance.name, job)].key
-
-    def windows(self, instance: Instance, job: str, lane: Lane, state: JobState, now: float) -> list[Window]:
-        # the plan's windows: the progress bar's total, and the cut at what was due when it was made
-        plan = self._by_job[(instance.name, job)]
-        return next((list(p.windows) for p in plan.lanes if p.lane.key == lane.key), [])
-
-    def delivered(self, report: JobReport, outputs: Sequence[WindowOutput]) -> None:
-        rows = sum(window_rows(out) for out in outputs)
-        self._rows[(report.instance, report.job)] += rows
-        del report.outputs[:]  # counted; a long range would otherwise hold every window in memory
-        if self.progress is not None:
-            self.progress.advance(len(outputs), rows)
+        self.range = BackfillRange(self.plans, progress)
+        self.agent = Agent(config, sink, clock=clock, engine_factory=engine_factory, store=store, over=self.range)
+        #: set to stop at the next safe point (SIGTERM/SIGINT)
+        self.stop = self.agent.stop
 
     def run(self) -> list[JobResult]:
         """Every planned (instance, job) in turn, until done or stopped; never raises for a data or sink
@@ -327,9 +322,9 @@ class Backfill(Agent):
             if not plan.pending or self.stop.is_set():
                 continue
             started = time.monotonic()
-            result.report = self.run_job(plan.instance, plan.job)
+            result.report = self.agent.run_job(plan.instance, plan.job)
             result.elapsed = time.monotonic() - started
-            result.rows = self._rows[(plan.instance.name, plan.job)]
+            result.rows = self.range.rows[(plan.instance.name, plan.job)]
         return results
 
 

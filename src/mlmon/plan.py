@@ -18,22 +18,9 @@ snapshot: every model of ``training_runs`` with its latest version.
 **Counts.** ``env`` and the static ``tags`` are the same on every series of an instance: they
 multiply by 1.
 
-* predictions, per (model, model_version) with rows in the period: ``count``, ``invalid_count``;
-  with valid rows, the other statistics; ``psi`` and ``ks_statistic`` when the model also has valid
-  rows in the drift reference range (the period ``drift_reference`` earlier). Plus one ``count``
-  series for each expected model (configured in ``models``, or with rows in the day before the
-  period's end) that has no rows in some window of the period, tagged with the version of its
-  latest row (no version if none), unless that series is already counted.
-* quality, per (model, model_version) with rows in the period: the three counts; with valid rows,
-  the other metrics (``logloss_vs_offline`` and ``auc_vs_offline`` only with ``training_runs``
-  configured).
-* reproducibility, per (model, model_version) with valid rows in the period: its five metrics.
-* training, per model: the lineage metrics of its latest version (the three ``*_change_prev`` with a
-  previous run, ``rows_change_30d`` with a run 30 days older); per configured feature with rows in
-  the latest version: ``null_ratio`` and ``distinct_count``; with valid values ``same_value_ratio``,
-  for numeric features ``mean`` (``stddev`` from two values), ``psi_prev`` when the previous version
-  has valid values too; for categorical ones ``value_share``: min(distinct values, ``top_k``), plus
-  one ``value:__other__`` series when there are more than ``top_k``.
+* each job, by its series rule (``series`` in its module, declared in its
+  :class:`~mlmon.jobs.spec.JobSpec`): per (model, model_version) with rows in the period, and per
+  feature and top-K value for ``training``;
 * the agent, per (instance, job) that runs: its six counters and gauges, plus ``lag_seconds`` for
   window jobs (a job skipped for a missing default-named table sends the six only).
 
@@ -53,45 +40,20 @@ and instances are still planned.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from mlmon.cardinality import Horizon, Period, SeriesCount, tag_keys
 from mlmon.config import Config, Instance
-from mlmon.jobs import predictions as predictions_job
-from mlmon.jobs import quality as quality_job
-from mlmon.jobs import reproducibility as reproducibility_job
-from mlmon.jobs import training as training_job
-from mlmon.jobs.windows import Lane, Window, due_windows, first_run_horizon
-from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_CHECK, JOB_TABLES, JOBS
+from mlmon.jobs import JOBS, JobSpec
+from mlmon.jobs.spec import absent_default_table
+from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_CHECK
 from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine
-from mlmon.warehouse.plan import VersionSeen, fetch_feature_counts, fetch_pairs
-from mlmon.warehouse.sql import exists_query
-from mlmon.warehouse.training import feature_kinds, fetch_runs
 
-DAY = 86400.0
 Status = Literal["planned", "skipped", "disabled", "error"]
 MODEL_KEYS = ("model", "model_version")
-
-
-@dataclass(frozen=True)
-class SeriesCount:
-    """``series`` distinct tag sets of ``name`` (a metric or a service check), tagged by ``tag_keys``."""
-
-    name: str
-    tag_keys: tuple[str, ...]
-    series: int
-
-
-@dataclass(frozen=True)
-class Period:
-    """The windows ``[start, end)`` a window job (or one of its lanes) is planned over."""
-
-    start: float
-    end: float
-    windows: int
 
 
 @dataclass
@@ -131,212 +93,20 @@ class InstancePlan:
         return list(dict.fromkeys(j.message for j in self.jobs if j.status == "error"))
 
 
-def tag_keys(tags: Iterable[str], *keys: str) -> tuple[str, ...]:
-    """The keys of ``tags`` (``team:ads`` -> ``team``) followed by ``keys``, each once."""
-    return tuple(dict.fromkeys([*(t.split(":", 1)[0] for t in tags), *keys]))
-
-
-def plan_period(now: float, job: Any, lane: Lane, lookback: float | None, horizon: float | None) -> list[Window]:
-    """The windows a first run of ``job`` (its settings) would process at ``now`` in ``lane``, as
-    :meth:`mlmon.runner.Agent.windows` computes them with the sink's ``horizon``; a ``lookback`` (``--lookback``)
-    replaces ``initial_lookback`` and the horizon: it asks for that whole period."""
-    if lookback is not None:
-        return due_windows(now, None, job.window, lane.delay, lookback)
-    return due_windows(now, None, job.window, lane.delay, job.initial_lookback,
-                       first_run_horizon(job.timestamp_policy, horizon))
-
-
-class _Counter:
-    """Series per metric name, kept in declaration order."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.counts = dict.fromkeys(names, 0)
-
-    def add(self, name: str, n: int = 1) -> None:
-        if name not in self.counts:
-            raise KeyError(f"{name} is not declared by its job")  # the job modules list what they emit
-        self.counts[name] += n
-
-    def rows(self, keys: Callable[[str], tuple[str, ...]]) -> list[SeriesCount]:
-        return [SeriesCount(name, keys(name), n) for name, n in self.counts.items()]
-
-
-@dataclass
-class _Planned:
-    metrics: list[SeriesCount]
-    checks: list[SeriesCount] = field(default_factory=list)
-    periods: list[Period] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-def _pairs(seen: Iterable[VersionSeen], *, valid: bool) -> set[tuple[str, str]]:
-    return {(s.model, s.model_version) for s in seen if s.active and (s.valid or not valid)}
-
-
-def _plan_predictions(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
-                      base: Sequence[str]) -> _Planned:
-    job = instance.jobs.predictions
-    (lane,) = predictions_job.lanes(instance)
-    windows = plan_period(now, job, lane, lookback, horizon)
-    start, end = windows[0].start, windows[-1].end
-    seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start - DAY,
-                       ref_start=start - job.drift_reference, ref_end=end - job.drift_reference, include=lane.include)
-    active, valid = _pairs(seen, valid=False), _pairs(seen, valid=True)
-    referenced = {s.model for s in seen if s.model_referenced}
-    by_model: dict[str, list[VersionSeen]] = defaultdict(list)
-    for s in seen:
-        by_model[s.model].append(s)
-    expected = set(instance.models) | {s.model for s in seen if s.last_seen is not None}
-    counted = set(active)
-    for model in expected:
-        mine = by_model.get(model, [])
-        if mine and mine[0].model_windows >= len(windows):
-            continue  # rows in every window: never reported silent
-        dated = [s for s in mine if s.last_seen is not None]
-        latest = max(dated, key=lambda s: (s.last_seen or 0.0, s.model_version)).model_version if dated else ""
-        counted.add((model, latest))
-    counter = _Counter(predictions_job.METRICS)
-    for name in predictions_job.METRICS:
-        if name == "mlmon.prediction.count":
-            counter.add(name, len(counted))
-        elif name == "mlmon.prediction.invalid_count":
-            counter.add(name, len(active))
-        elif name in ("mlmon.prediction.psi", "mlmon.prediction.ks_statistic"):
-            counter.add(name, sum(1 for model, _ in valid if model in referenced))
-        else:
-            counter.add(name, len(valid))
-    available = len(expected | {m for m, _ in active})
-    return _Planned(
-        counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)),
-        [SeriesCount(predictions_job.AVAILABLE_CHECK, tag_keys(base, "model"), available)],
-        [Period(start, end, len(windows))],
-    )
-
-
-def _plan_quality(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
-                  base: Sequence[str]) -> _Planned:
-    job = instance.jobs.quality
-    active: set[tuple[str, str]] = set()
-    valid: set[tuple[str, str]] = set()
-    periods = []
-    for lane in quality_job.lanes(instance):
-        windows = plan_period(now, job, lane, lookback, horizon)
-        start, end = windows[0].start, windows[-1].end
-        seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start,
-                           ref_end=start, include=lane.include, exclude=lane.exclude)
-        active |= _pairs(seen, valid=False)
-        valid |= _pairs(seen, valid=True)
-        periods.append(Period(start, end, len(windows)))
-    always = {"mlmon.online.labeled_count", "mlmon.online.invalid_prediction_count", "mlmon.online.invalid_label_count"}
-    offline = {"mlmon.online.logloss_vs_offline", "mlmon.online.auc_vs_offline"}
-    counter = _Counter(quality_job.METRICS)
-    for name in quality_job.METRICS:
-        if name in always:
-            counter.add(name, len(active))
-        elif name not in offline or instance.tables.training_runs is not None:
-            counter.add(name, len(valid))
-    return _Planned(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=periods)
-
-
-def _plan_reproducibility(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
-                          base: Sequence[str]) -> _Planned:
-    job = instance.jobs.reproducibility
-    (lane,) = reproducibility_job.lanes(instance)
-    windows = plan_period(now, job, lane, lookback, horizon)
-    start, end = windows[0].start, windows[-1].end
-    seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start, ref_end=start,
-                       include=lane.include)
-    valid = _pairs(seen, valid=True)  # the statement reads valid predictions only
-    counter = _Counter(reproducibility_job.METRICS)
-    for name in reproducibility_job.METRICS:
-        counter.add(name, len(valid))
-    return _Planned(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=[Period(start, end, len(windows))])
-
-
-def _plan_training(engine: Engine, instance: Instance, now: float, lookback: float | None, horizon: float | None,
-                   base: Sequence[str]) -> _Planned:
-    job = instance.jobs.training
-    runs = fetch_runs(engine, instance, instance.models).models
-    counter = _Counter(training_job.METRICS)
-    for name in training_job.LINEAGE_METRICS:
-        if name.endswith("_change_prev"):
-            counter.add(name, sum(1 for r in runs.values() if r.previous is not None))
-        elif name.endswith("_change_30d"):
-            counter.add(name, sum(1 for r in runs.values() if r.month_ago is not None))
-        else:
-            counter.add(name, len(runs))
-
-    def keys(name: str) -> tuple[str, ...]:
-        if name in training_job.LINEAGE_METRICS:
-            return tag_keys(base, *MODEL_KEYS)
-        extra = ("value",) if name.endswith(".value_share") else ()
-        return tag_keys(base, *MODEL_KEYS, "feature", *extra)
-
-    table = instance.tables.training_features
-    if table is None or not job.features or not runs:
-        return _Planned(counter.rows(keys))
-    versions = {
-        model: [r.latest.model_version, *([r.previous.model_version] if r.previous else [])]
-        for model, r in sorted(runs.items())
-    }
-    try:
-        kinds = feature_kinds(engine, instance, job.features, job.categorical)
-        counts = fetch_feature_counts(engine, instance, job.features, kinds, versions)
-    except QueryError as exc:
-        return _Planned(counter.rows(keys), problems=[f"instance {instance.name}, job training, table {table}: {exc}"])
-    prefix = training_job.FEATURE_PREFIX
-    for (model, feature, role), latest in counts.items():
-        if role != 0 or latest.rows == 0:
-            continue
-        numeric = kinds[feature] == "numeric"
-        previous = counts.get((model, feature, 1))
-        counter.add(prefix + "null_ratio")
-        counter.add(prefix + "distinct_count")
-        if latest.valid == 0:
-            continue
-        counter.add(prefix + "same_value_ratio")
-        if numeric:
-            counter.add(prefix + "mean")
-            counter.add(prefix + "stddev", int(latest.valid >= 2))
-        else:
-            counter.add(prefix + "value_share", min(latest.distinct, job.top_k) + int(latest.distinct > job.top_k))
-        counter.add(prefix + "psi_prev", int(previous is not None and previous.valid > 0))
-    return _Planned(counter.rows(keys))
-
-
-_PLANNERS: dict[str, Callable[[Engine, Instance, float, float | None, float | None, Sequence[str]], _Planned]] = {
-    "predictions": _plan_predictions,
-    "quality": _plan_quality,
-    "reproducibility": _plan_reproducibility,
-    "training": _plan_training,
-}
-
-
 def _agent_rows(job: str, base: Sequence[str], *, lag: bool) -> list[SeriesCount]:
     keys = tag_keys(base, "instance", "job")
     names = [n for n in AGENT_METRICS if lag or n != "mlmon.agent.lag_seconds"]
     return [SeriesCount(n, keys, 1) for n in names]
 
 
-def _absent_table(engine: Engine, instance: Instance, job: str) -> tuple[str, str] | None:
-    """The first table ``job`` reads that does not exist, with the engine's message."""
-    for table in JOB_TABLES[job]:
-        name = str(getattr(instance.tables, table))
-        try:
-            engine.fetch(exists_query(name), {})
-        except QueryError as exc:
-            return table, str(exc)
-    return None
-
-
-def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, job: str, now: float,
-              lookback: float | None, horizon: float | None, base: Sequence[str]) -> JobPlan:
-    windowed = job != "training"
-    agent = _agent_rows(job, base, lag=windowed)
+def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, spec: JobSpec, now: float,
+              horizon: Horizon, base: Sequence[str]) -> JobPlan:
+    job = spec.name
+    agent = _agent_rows(job, base, lag=spec.windowed)
     if engine is None:
         return JobPlan(job, "error", agent, message=unreachable)
     try:
-        absent = _absent_table(engine, instance, job)
+        absent = absent_default_table(engine, instance, spec, explicit_too=True)
         if absent is not None:
             table, problem = absent
             name = getattr(instance.tables, table)
@@ -344,14 +114,13 @@ def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, job: 
                 return JobPlan(job, "skipped", _agent_rows(job, base, lag=False),
                                message=f"table {name} (default name) does not exist; mlmon run skips the job")
             return JobPlan(job, "error", agent, message=f"instance {instance.name}, job {job}, table {name}: {problem}")
-        planned = _PLANNERS[job](engine, instance, now, lookback, horizon, base)
+        counted = spec.series(engine, instance, now, horizon, base)
     except WarehouseError as exc:
         return JobPlan(job, "error", agent, message=f"instance {instance.name}: {exc}")
     except QueryError as exc:
-        names = ", ".join(str(getattr(instance.tables, t)) for t in JOB_TABLES[job])
-        return JobPlan(job, "error", agent, message=f"instance {instance.name}, job {job}, table {names}: {exc}")
-    status: Status = "error" if planned.problems else "planned"
-    return JobPlan(job, status, planned.metrics + agent, planned.checks, planned.periods, "; ".join(planned.problems))
+        return JobPlan(job, "error", agent, message=spec.failure(instance, exc))
+    status: Status = "error" if counted.problems else "planned"
+    return JobPlan(job, status, counted.metrics + agent, counted.checks, counted.periods, "; ".join(counted.problems))
 
 
 def plan_instance(
@@ -360,19 +129,17 @@ def plan_instance(
 ) -> InstancePlan:
     """The series every job of ``instance`` will create (one connection, closed before returning)."""
     base = config.base_tags(instance)
-    horizon = config.init_config.datadog.horizon  # the configured sink's, as the agent's first run uses it
+    # the configured sink's horizon bounds a first run, as in the agent
+    horizon = Horizon(lookback, config.init_config.datadog.horizon)
     plan = InstancePlan(instance.name, instance.warehouse.engine)
     engine: Engine | None = None
     unreachable = ""
     opened = False
     try:
-        for job in JOBS:
-            if not getattr(instance.jobs, job).enabled:
-                plan.jobs.append(JobPlan(job, "disabled", message="enabled: false"))
-                continue
-            missing = [t for t in JOB_TABLES[job] if getattr(instance.tables, t) is None]
-            if missing:
-                plan.jobs.append(JobPlan(job, "skipped", message=f"table {missing[0]} not configured (null)"))
+        for job, spec in JOBS.items():
+            runs, why = spec.runnable(instance)
+            if not runs:
+                plan.jobs.append(JobPlan(job, "disabled" if why == "enabled: false" else "skipped", message=why))
                 continue
             if not opened:
                 opened = True
@@ -380,7 +147,7 @@ def plan_instance(
                     engine = engine_factory(instance.warehouse)
                 except WarehouseError as exc:
                     unreachable = f"instance {instance.name}: {exc}"
-            job_plan = _plan_job(engine, unreachable, instance, job, now, lookback, horizon, base)
+            job_plan = _plan_job(engine, unreachable, instance, spec, now, horizon, base)
             if engine is not None and job_plan.status != "skipped":
                 job_plan.checks.append(SeriesCount(JOB_CHECK, tag_keys(base, "instance", "job"), 1))
             plan.jobs.append(job_plan)

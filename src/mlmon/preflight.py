@@ -9,19 +9,14 @@ holds only positives, read without ``missing_label: negative``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 
 from sqlglot import exp
 
 from mlmon.config import TABLE_COLUMNS, Config, Instance
-from mlmon.jobs import quality as quality_job
-from mlmon.metrics.quality import LabelBalance
-from mlmon.runner import JOB_TABLES, JOBS
-from mlmon.times import iso
+from mlmon.jobs import JOBS
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine, type_kind
-from mlmon.warehouse.online import fetch_label_balance
 from mlmon.warehouse.sql import bind_source, exists_query, parse_template
 
 #: the type kinds (:func:`~mlmon.warehouse.engines.type_kind`) each data-contract column may have, and how to
@@ -41,9 +36,6 @@ EXPECTED_KINDS: Mapping[str, tuple[frozenset[str], str]] = {
                                                                "valid_auc")},
 }
 
-#: matured windows (the latest, per lane) whose label balance ``mlmon check`` looks at
-BALANCE_WINDOWS = 3
-
 
 def _probe_columns(instance: Instance, table: str) -> tuple[str, ...]:
     extra = instance.jobs.training.features if table == "training_features" else ()
@@ -53,12 +45,10 @@ def _probe_columns(instance: Instance, table: str) -> tuple[str, ...]:
 def _tables_to_check(instance: Instance) -> dict[str, list[str]]:
     """Table -> the enabled jobs that read it (training_features when features are configured)."""
     tables: dict[str, list[str]] = {}
-    for job in JOBS:
-        if getattr(instance.jobs, job).enabled:
-            for table in JOB_TABLES[job]:
+    for job, spec in JOBS.items():
+        if spec.settings(instance).enabled:
+            for table in (*spec.tables, *spec.extra_tables(instance)):
                 tables.setdefault(table, []).append(job)
-    if instance.jobs.training.enabled and instance.jobs.training.features:
-        tables.setdefault("training_features", []).append("training")
     return tables
 
 
@@ -93,52 +83,6 @@ def _request_id_mismatch(instance: Instance, table: str, kinds: Mapping[str, tup
     return (f"{getattr(instance.tables, table)}.{instance.column(table, 'request_id')} is {name.upper()} but "
             f"{instance.tables.predictions}.{instance.column('predictions', 'request_id')} is {pred_name.upper()}; "
             "the join on request_id needs the same kind of type in both (text, a number or UUID)")
-
-
-def check_label_balance(
-    engine: Engine, instance: Instance, now: float, say: Callable[[str], object]
-) -> list[str]:
-    """Warn (``say``) about models whose latest matured windows are implausibly all of one class.
-
-    One statement per label delay (lane) over its :data:`BALANCE_WINDOWS` latest matured windows,
-    returning one row per (model, version, window). Returns problems: the statement failing.
-    """
-    job = instance.jobs.quality
-    problems = []
-    for lane in quality_job.lanes(instance):
-        end = math.floor((now - lane.delay) / job.window) * job.window
-        try:
-            result = fetch_label_balance(engine, instance, end - BALANCE_WINDOWS * job.window, end, job.window,
-                                         lane.delay, lane.include, lane.exclude)
-        except (QueryError, WarehouseError) as exc:
-            problems.append(f"instance {instance.name}, tables {instance.tables.predictions}, "
-                            f"{instance.tables.labels} (job quality): {exc}")
-            continue
-        latest: dict[str, tuple[float, str, LabelBalance]] = {}
-        for key, balance in sorted(result.groups.items(), key=lambda kv: kv[0].window_index):
-            if balance.implausible_one_class:
-                latest[key.model] = (key.window_index * job.window, key.model_version, balance)
-        for model, (start, version, balance) in sorted(latest.items()):
-            say(f"WARNING instance {instance.name}: model {model} version {version}, window {iso(start)} to "
-                f"{iso(start + job.window)}: {_one_class_advice(instance, balance)}")
-    return problems
-
-
-def _one_class_advice(instance: Instance, b: LabelBalance) -> str:
-    negative = instance.jobs.quality.missing_label == "negative"
-    mean = f"mean_prediction {b.sum_prediction / b.labeled_count:.3g}"
-    if b.positives:
-        what = f"every labeled prediction is positive ({b.positives} of {b.labeled_count}: positive_rate 1.0, {mean})"
-        if negative:
-            return f"{what}: check the label column and request_id collisions in {instance.tables.labels}"
-        return (f"{what}: a labels table that holds only the positives (clicks) needs "
-                f"jobs -> quality -> missing_label: negative")
-    what = f"every labeled prediction is negative (0 of {b.labeled_count}: positive_rate 0.0, {mean})"
-    if negative:
-        return (f"{what}: with missing_label: negative a prediction no label row matches counts as 0; check that "
-                f"{instance.tables.labels}.request_id matches {instance.tables.predictions}.request_id and that "
-                "label_delay covers how late labels arrive")
-    return f"{what}: check that positives are 1, true or '1' and arrive within label_delay"
 
 
 def check_instance(
@@ -187,8 +131,9 @@ def check_instance(
                 fitting.add(table)
                 say(f"instance {instance.name}: table {physical} has the columns job(s) {names} need, of fitting "
                     "types")
-        if instance.jobs.quality.enabled and {"predictions", "labels"} <= fitting:
-            problems += check_label_balance(engine, instance, time.time() if now is None else now, say)
+        for spec in JOBS.values():  # a job's own checks, once the tables it reads fit
+            if spec.check is not None and spec.settings(instance).enabled and set(spec.tables) <= fitting:
+                problems += spec.check(engine, instance, time.time() if now is None else now, say)
     finally:
         engine.close()
     return problems

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Protocol
 
 from mlmon.config import Instance
 from mlmon.runner import Agent, JobReport
@@ -45,7 +47,13 @@ def run_and_log(agent: Agent, instance: Instance, job: str) -> JobReport:
     return report
 
 
-def stop_on_signals(agent: Agent, then: Callable[[], object] | None = None) -> None:
+class Stoppable(Protocol):
+    """What can be stopped at a safe point: the agent, or a backfill."""
+
+    stop: threading.Event
+
+
+def stop_on_signals(agent: Stoppable, then: Callable[[], object] | None = None) -> None:
     """On SIGTERM or SIGINT, let the agent reach a safe point: the window in flight is either delivered
     and acknowledged, or left pending (never half of either), then stop; ``then`` runs after the flag
     is set (the scheduler's shutdown)."""

@@ -5,9 +5,21 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from mlmon.cardinality import (
+    DAY,
+    MODEL_KEYS,
+    Counted,
+    Horizon,
+    Period,
+    SeriesCount,
+    SeriesCounter,
+    model_pairs,
+    tag_keys,
+)
 from mlmon.config import Instance
+from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, WindowOutput, model_tags
 from mlmon.metrics.descriptive import PredictionAggregate, describe
 from mlmon.metrics.drift import ks_statistic, psi
@@ -16,6 +28,7 @@ from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
 from mlmon.state import JobState
 from mlmon.times import iso
 from mlmon.warehouse.engines import Engine
+from mlmon.warehouse.plan import VersionSeen, fetch_pairs
 from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
 
 log = logging.getLogger("mlmon.jobs.predictions")
@@ -152,3 +165,57 @@ def _last_version(
     """
     keys = [k for k in groups if k.model == model and first <= k.window_index < before]
     return max(keys, key=lambda k: (k.window_index, k.model_version)).model_version if keys else ""
+
+
+def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+    """Per (model, model_version) with rows in the period: ``count``, ``invalid_count``; with valid rows the
+    other statistics; ``psi`` and ``ks_statistic`` when the model also has valid rows in the drift reference
+    range. Plus one ``count`` series for each expected model (configured, or with rows in the day before the
+    period's end) silent in some window of the period, tagged with the version of its latest row."""
+    job = instance.jobs.predictions
+    (lane,) = lanes(instance)
+    windows = horizon.period(now, job, lane)
+    start, end = windows[0].start, windows[-1].end
+    seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start - DAY,
+                       ref_start=start - job.drift_reference, ref_end=end - job.drift_reference, include=lane.include)
+    active, valid = model_pairs(seen, valid=False), model_pairs(seen, valid=True)
+    referenced = {s.model for s in seen if s.model_referenced}
+    by_model: dict[str, list[VersionSeen]] = defaultdict(list)
+    for s in seen:
+        by_model[s.model].append(s)
+    expected = set(instance.models) | {s.model for s in seen if s.last_seen is not None}
+    counted = set(active)
+    for model in expected:
+        mine = by_model.get(model, [])
+        if mine and mine[0].model_windows >= len(windows):
+            continue  # rows in every window: never reported silent
+        dated = [s for s in mine if s.last_seen is not None]
+        latest = max(dated, key=lambda s: (s.last_seen or 0.0, s.model_version)).model_version if dated else ""
+        counted.add((model, latest))
+    counter = SeriesCounter(METRICS)
+    for name in METRICS:
+        if name == "mlmon.prediction.count":
+            counter.add(name, len(counted))
+        elif name == "mlmon.prediction.invalid_count":
+            counter.add(name, len(active))
+        elif name in ("mlmon.prediction.psi", "mlmon.prediction.ks_statistic"):
+            counter.add(name, sum(1 for model, _ in valid if model in referenced))
+        else:
+            counter.add(name, len(valid))
+    available = len(expected | {m for m, _ in active})
+    return Counted(
+        counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)),
+        [SeriesCount(AVAILABLE_CHECK, tag_keys(base, "model"), available)],
+        [Period(start, end, len(windows))],
+    )
+
+
+def rows_covered(values: Mapping[str, float]) -> float:
+    """Every row of the window: ``mlmon.prediction.count``."""
+    return values.get("mlmon.prediction.count", 0.0)
+
+
+SPEC = JobSpec(
+    name="predictions", tables=("predictions",), metrics=METRICS, series=series, window=compute, lanes=lanes,
+    delay_setting="lateness", failure_checks=failure_checks, rows_covered=rows_covered,
+)

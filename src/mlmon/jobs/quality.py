@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
+from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
-from mlmon.metrics.quality import OfflineMetrics, QualityAggregate, online_quality
+from mlmon.metrics.quality import LabelBalance, OfflineMetrics, QualityAggregate, online_quality
 from mlmon.samples import make_tags
 from mlmon.state import JobState
 from mlmon.times import iso
-from mlmon.warehouse.engines import Engine, QueryError
-from mlmon.warehouse.online import fetch_offline_metrics, fetch_quality
+from mlmon.warehouse.engines import Engine, QueryError, WarehouseError
+from mlmon.warehouse.online import fetch_label_balance, fetch_offline_metrics, fetch_quality
+from mlmon.warehouse.plan import fetch_pairs
 from mlmon.warehouse.predictions import GroupKey
 from mlmon.warehouse.sql import exists_query
 
@@ -98,3 +102,95 @@ def compute(
 
     outputs = group_outputs(windows, result.groups, make_tags(base_tags), "mlmon.online.", values)
     return Batch(outputs, fetched, problems)
+
+
+def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+    """Per (model, model_version) with rows in the period: the three counts; with valid rows the other
+    metrics (``logloss_vs_offline`` and ``auc_vs_offline`` only with ``training_runs`` configured)."""
+    job = instance.jobs.quality
+    active: set[tuple[str, str]] = set()
+    valid: set[tuple[str, str]] = set()
+    periods = []
+    for lane in lanes(instance):
+        windows = horizon.period(now, job, lane)
+        start, end = windows[0].start, windows[-1].end
+        seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start,
+                           ref_end=start, include=lane.include, exclude=lane.exclude)
+        active |= model_pairs(seen, valid=False)
+        valid |= model_pairs(seen, valid=True)
+        periods.append(Period(start, end, len(windows)))
+    always = {"mlmon.online.labeled_count", "mlmon.online.invalid_prediction_count", "mlmon.online.invalid_label_count"}
+    offline = {"mlmon.online.logloss_vs_offline", "mlmon.online.auc_vs_offline"}
+    counter = SeriesCounter(METRICS)
+    for name in METRICS:
+        if name in always:
+            counter.add(name, len(active))
+        elif name not in offline or instance.tables.training_runs is not None:
+            counter.add(name, len(valid))
+    return Counted(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=periods)
+
+
+def rows_covered(values: Mapping[str, float]) -> float:
+    """The valid predictions (``labeled_count / label_coverage``; none known when nothing was labeled) plus
+    ``invalid_prediction_count``."""
+    if "mlmon.online.labeled_count" not in values:
+        return 0.0
+    coverage = values.get("mlmon.online.label_coverage")
+    rows = values["mlmon.online.labeled_count"] / coverage if coverage else 0.0
+    return rows + values.get("mlmon.online.invalid_prediction_count", 0.0)
+
+
+#: matured windows (the latest, per lane) whose label balance ``mlmon check`` looks at
+BALANCE_WINDOWS = 3
+
+
+def check_label_balance(
+    engine: Engine, instance: Instance, now: float, say: Callable[[str], object]
+) -> list[str]:
+    """Warn (``say``) about models whose latest matured windows are implausibly all of one class.
+
+    One statement per label delay (lane) over its :data:`BALANCE_WINDOWS` latest matured windows,
+    returning one row per (model, version, window). Returns problems: the statement failing.
+    """
+    job = instance.jobs.quality
+    problems = []
+    for lane in lanes(instance):
+        end = math.floor((now - lane.delay) / job.window) * job.window
+        try:
+            result = fetch_label_balance(engine, instance, end - BALANCE_WINDOWS * job.window, end, job.window,
+                                         lane.delay, lane.include, lane.exclude)
+        except (QueryError, WarehouseError) as exc:
+            problems.append(f"instance {instance.name}, tables {instance.tables.predictions}, "
+                            f"{instance.tables.labels} (job quality): {exc}")
+            continue
+        latest: dict[str, tuple[float, str, LabelBalance]] = {}
+        for key, balance in sorted(result.groups.items(), key=lambda kv: kv[0].window_index):
+            if balance.implausible_one_class:
+                latest[key.model] = (key.window_index * job.window, key.model_version, balance)
+        for model, (start, version, balance) in sorted(latest.items()):
+            say(f"WARNING instance {instance.name}: model {model} version {version}, window {iso(start)} to "
+                f"{iso(start + job.window)}: {_one_class_advice(instance, balance)}")
+    return problems
+
+
+def _one_class_advice(instance: Instance, b: LabelBalance) -> str:
+    negative = instance.jobs.quality.missing_label == "negative"
+    mean = f"mean_prediction {b.sum_prediction / b.labeled_count:.3g}"
+    if b.positives:
+        what = f"every labeled prediction is positive ({b.positives} of {b.labeled_count}: positive_rate 1.0, {mean})"
+        if negative:
+            return f"{what}: check the label column and request_id collisions in {instance.tables.labels}"
+        return (f"{what}: a labels table that holds only the positives (clicks) needs "
+                f"jobs -> quality -> missing_label: negative")
+    what = f"every labeled prediction is negative (0 of {b.labeled_count}: positive_rate 0.0, {mean})"
+    if negative:
+        return (f"{what}: with missing_label: negative a prediction no label row matches counts as 0; check that "
+                f"{instance.tables.labels}.request_id matches {instance.tables.predictions}.request_id and that "
+                "label_delay covers how late labels arrive")
+    return f"{what}: check that positives are 1, true or '1' and arrive within label_delay"
+
+
+SPEC = JobSpec(
+    name="quality", tables=("predictions", "labels"), metrics=METRICS, series=series, window=compute, lanes=lanes,
+    delay_setting="label_delay", rows_covered=rows_covered, check=check_label_balance,
+)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
+from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
 from mlmon.metrics.reproducibility import reproducibility
 from mlmon.samples import make_tags
 from mlmon.state import JobState
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.online import fetch_reproducibility
+from mlmon.warehouse.plan import fetch_pairs
 
 #: every metric the job emits, per (model, model_version) and window
 METRICS = tuple(f"mlmon.reproducibility.{name}" for name in (
@@ -42,3 +45,31 @@ def compute(
     outputs = group_outputs(windows, result.groups, make_tags(base_tags), "mlmon.reproducibility.",
                             lambda key, agg, window: reproducibility(agg).values())
     return Batch(outputs, result.rows_fetched)
+
+
+def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+    """Per (model, model_version) with valid rows in the period: the five metrics."""
+    job = instance.jobs.reproducibility
+    (lane,) = lanes(instance)
+    windows = horizon.period(now, job, lane)
+    start, end = windows[0].start, windows[-1].end
+    seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start, ref_end=start,
+                       include=lane.include)
+    valid = model_pairs(seen, valid=True)  # the statement reads valid predictions only
+    counter = SeriesCounter(METRICS)
+    for name in METRICS:
+        counter.add(name, len(valid))
+    return Counted(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=[Period(start, end, len(windows))])
+
+
+def rows_covered(values: Mapping[str, float]) -> float:
+    """The valid predictions: ``checked_count + missing_count``."""
+    if "mlmon.reproducibility.checked_count" not in values:
+        return 0.0
+    return values["mlmon.reproducibility.checked_count"] + values.get("mlmon.reproducibility.missing_count", 0.0)
+
+
+SPEC = JobSpec(
+    name="reproducibility", tables=("predictions", "replays"), metrics=METRICS, series=series, window=compute,
+    lanes=lanes, delay_setting="replay_delay", rows_covered=rows_covered,
+)

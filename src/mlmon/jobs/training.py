@@ -11,14 +11,17 @@ at ``now`` and tagged with the model and its latest version. A failing lineage s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 
+from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, SeriesCounter, tag_keys
 from mlmon.config import Instance, TrainingJob
+from mlmon.jobs.spec import JobSpec, Snapshot
 from mlmon.metrics.training import feature_stats, lineage
 from mlmon.samples import Sample, make_tags
 from mlmon.warehouse.engines import Engine, QueryError
-from mlmon.warehouse.training import feature_kinds, fetch_feature_aggregates, fetch_runs
+from mlmon.warehouse.features import feature_kinds, fetch_feature_aggregates
+from mlmon.warehouse.plan import fetch_feature_counts
+from mlmon.warehouse.training import fetch_runs
 
 PREFIX = "mlmon.training."
 FEATURE_PREFIX = "mlmon.training.feature."
@@ -38,13 +41,8 @@ MAX_TAG_LENGTH = 200
 _UNSAFE = re.compile(r"[,\s]")
 
 
-@dataclass(frozen=True)
-class TrainingSnapshot:
-    """What one run of the training job produced."""
-
-    samples: list[Sample] = field(default_factory=list)
-    rows_fetched: int = 0
-    problems: list[str] = field(default_factory=list)
+#: what one run of the training job produced
+TrainingSnapshot = Snapshot
 
 
 def tag(key: str, value: str) -> str:
@@ -94,3 +92,73 @@ def compute(
             Sample(FEATURE_PREFIX + "value_share", share, make_tags(tags, key), now) for key, share in shares.items()
         )
     return TrainingSnapshot(samples, rows_fetched, problems)
+
+
+def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+    """Per model, the lineage metrics of its latest version (the three ``*_change_prev`` with a previous run,
+    ``rows_change_30d`` with a run 30 days older); per configured feature with rows in the latest version
+    ``null_ratio`` and ``distinct_count``, with valid values ``same_value_ratio``, for numeric features
+    ``mean`` (``stddev`` from two values), ``psi_prev`` when the previous version has valid values too, for
+    categorical ones ``value_share``: min(distinct values, ``top_k``), plus one ``value:__other__`` series."""
+    job = instance.jobs.training
+    runs = fetch_runs(engine, instance, instance.models).models
+    counter = SeriesCounter(METRICS)
+    for name in LINEAGE_METRICS:
+        if name.endswith("_change_prev"):
+            counter.add(name, sum(1 for r in runs.values() if r.previous is not None))
+        elif name.endswith("_change_30d"):
+            counter.add(name, sum(1 for r in runs.values() if r.month_ago is not None))
+        else:
+            counter.add(name, len(runs))
+
+    def keys(name: str) -> tuple[str, ...]:
+        if name in LINEAGE_METRICS:
+            return tag_keys(base, *MODEL_KEYS)
+        extra = ("value",) if name.endswith(".value_share") else ()
+        return tag_keys(base, *MODEL_KEYS, "feature", *extra)
+
+    table = instance.tables.training_features
+    if table is None or not job.features or not runs:
+        return Counted(counter.rows(keys))
+    versions = {
+        model: [r.latest.model_version, *([r.previous.model_version] if r.previous else [])]
+        for model, r in sorted(runs.items())
+    }
+    try:
+        kinds = feature_kinds(engine, instance, job.features, job.categorical)
+        counts = fetch_feature_counts(engine, instance, job.features, kinds, versions)
+    except QueryError as exc:
+        return Counted(counter.rows(keys), problems=[f"instance {instance.name}, job training, table {table}: {exc}"])
+    for (model, feature, role), latest in counts.items():
+        if role != 0 or latest.rows == 0:
+            continue
+        numeric = kinds[feature] == "numeric"
+        previous = counts.get((model, feature, 1))
+        counter.add(FEATURE_PREFIX + "null_ratio")
+        counter.add(FEATURE_PREFIX + "distinct_count")
+        if latest.valid == 0:
+            continue
+        counter.add(FEATURE_PREFIX + "same_value_ratio")
+        if numeric:
+            counter.add(FEATURE_PREFIX + "mean")
+            counter.add(FEATURE_PREFIX + "stddev", int(latest.valid >= 2))
+        else:
+            shares = min(latest.distinct, job.top_k) + int(latest.distinct > job.top_k)  # + value:__other__
+            counter.add(FEATURE_PREFIX + "value_share", shares)
+        counter.add(FEATURE_PREFIX + "psi_prev", int(previous is not None and previous.valid > 0))
+    return Counted(counter.rows(keys))
+
+
+def _snapshot(engine: Engine, instance: Instance, base_tags: Iterable[str], now: float) -> TrainingSnapshot:
+    return compute(engine, instance, instance.jobs.training, base_tags, now)
+
+
+def _features_table(instance: Instance) -> tuple[str, ...]:
+    """``training_features`` when features are configured."""
+    return ("training_features",) if instance.jobs.training.features else ()
+
+
+SPEC = JobSpec(
+    name="training", tables=("training_runs",), metrics=METRICS, series=series, snapshot=_snapshot,
+    extra_tables=_features_table,
+)

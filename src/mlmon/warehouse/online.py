@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlglot import exp
 
@@ -40,21 +40,10 @@ from mlmon.config import Instance
 from mlmon.metrics.quality import LOGLOSS_EPS, LabelBalance, OfflineMetrics, QualityAggregate
 from mlmon.metrics.reproducibility import ReproducibilityAggregate
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.predictions import GroupKey
-from mlmon.warehouse.sql import bind_tables, cte_select, in_list, model_filter, model_params, parse_template, ts_param
+from mlmon.warehouse.predictions import GroupKey, predictions_cte
+from mlmon.warehouse.sql import Statement, bind_tables, cte_select, in_list, model_filter, model_params, ts_param
 
-_PREDICTIONS_CTE = """
-preds AS (
-  SELECT
-    src.request_id AS request_id,
-    src.model AS model,
-    COALESCE(CAST(src.model_version AS VARCHAR), '') AS model_version,
-    CAST(FLOOR(EPOCH(src.ts) / $window_seconds) AS BIGINT) AS w,
-    src.prediction AS p,
-    CASE WHEN src.prediction >= 0 AND src.prediction <= 1 THEN 1 ELSE 0 END AS ok
-  FROM __source__ AS src
-  WHERE src.model IS NOT NULL AND src.ts >= $start AND src.ts < $end
-)"""
+_PREDICTIONS_CTE = predictions_cte("preds", request_id=True)
 
 #: a label's text form (lower case) that means 1, and 0, whatever the column's type and engine
 POSITIVE_LABELS = ("1", "1.0", "1.0e0", "true")
@@ -100,7 +89,26 @@ stats AS (
   GROUP BY model, model_version, w
 )"""
 
-_QUALITY = parse_template(
+class QualityRow(NamedTuple):
+    """Per group: rows, valid, labeled and invalid-label counts, positives, sums and twice the AUC's U."""
+
+    model: Any
+    model_version: Any
+    w: Any
+    n: Any
+    n_valid: Any
+    n_labeled: Any
+    n_bad_label: Any
+    n_pos: Any
+    sum_p: Any
+    sum_logloss: Any
+    sum_sq: Any
+    auc2: Any
+
+
+_QUALITY = Statement(
+    "quality",
+    QualityRow,
     f"""
 WITH {_PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE},
 ranked AS (
@@ -125,7 +133,21 @@ ORDER BY s.model, s.model_version, s.w
 )
 
 # the quality statement's counts and sums without the AUC's ranking: what `mlmon check` looks at
-_LABEL_BALANCE = parse_template(
+class LabelBalanceRow(NamedTuple):
+    """Per group: the quality statement's labeled count, positives and sums."""
+
+    model: Any
+    model_version: Any
+    w: Any
+    n_labeled: Any
+    n_pos: Any
+    sum_p: Any
+    sum_logloss: Any
+
+
+_LABEL_BALANCE = Statement(
+    "label balance",
+    LabelBalanceRow,
     f"""
 WITH {_PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE}
 SELECT model, model_version, w, n_labeled, n_pos, sum_p, sum_logloss
@@ -134,7 +156,23 @@ ORDER BY model, model_version, w
 """
 )
 
-_REPRODUCIBILITY = parse_template(
+class ReproducibilityRow(NamedTuple):
+    """Per group: checked, missing and reproduced requests, and the replays' absolute differences."""
+
+    model: Any
+    model_version: Any
+    w: Any
+    n_checked: Any
+    n_missing: Any
+    n_reproduced: Any
+    n_diff: Any
+    sum_diff: Any
+    max_diff: Any
+
+
+_REPRODUCIBILITY = Statement(
+    "reproducibility",
+    ReproducibilityRow,
     f"""
 WITH {_PREDICTIONS_CTE},
 matched AS (
@@ -165,7 +203,18 @@ ORDER BY model, model_version, w
 """
 )
 
-_OFFLINE = parse_template(
+class OfflineRow(NamedTuple):
+    """The latest training run of one (model, version): its validation log loss and AUC."""
+
+    model: Any
+    model_version: Any
+    valid_logloss: Any
+    valid_auc: Any
+
+
+_OFFLINE = Statement(
+    "offline metrics",
+    OfflineRow,
     """
 WITH runs AS (
   SELECT src.model AS model, COALESCE(CAST(src.model_version AS VARCHAR), '') AS model_version,
@@ -194,7 +243,7 @@ def build_quality_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """Predictions LEFT JOIN labels, per (model, version, window); optional model filters."""
-    query = model_filter(_QUALITY.copy(), "preds", include, exclude)
+    query = model_filter(_QUALITY.template.copy(), "preds", include, exclude)
     return bind_tables(query, _sources(instance, "predictions", "labels"))
 
 
@@ -202,7 +251,7 @@ def build_label_balance_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """The quality statement's labeled count, positives and sums per (model, version, window), no AUC."""
-    query = model_filter(_LABEL_BALANCE.copy(), "preds", include, exclude)
+    query = model_filter(_LABEL_BALANCE.template.copy(), "preds", include, exclude)
     return bind_tables(query, _sources(instance, "predictions", "labels"))
 
 
@@ -210,13 +259,13 @@ def build_reproducibility_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """Predictions LEFT JOIN replays, per (model, version, window); optional model filters."""
-    query = model_filter(_REPRODUCIBILITY.copy(), "preds", include, exclude)
+    query = model_filter(_REPRODUCIBILITY.template.copy(), "preds", include, exclude)
     return bind_tables(query, _sources(instance, "predictions", "replays"))
 
 
 def build_offline_query(instance: Instance, models: Sequence[str], versions: Sequence[str]) -> exp.Expression:
     """The latest ``training_runs`` row of each of ``versions`` of ``models``."""
-    query = model_filter(_OFFLINE.copy(), "runs", models, ())
+    query = model_filter(_OFFLINE.template.copy(), "runs", models, ())
     runs = cte_select(query, "runs")
     runs.where(in_list(exp.column("model_version", table="src"), versions, "version"), copy=False)
     return bind_tables(query, _sources(instance, "training_runs"))
@@ -232,6 +281,10 @@ def _int(value: Any) -> int:
 
 def _float(value: Any) -> float:
     return float(value) if value is not None else 0.0
+
+
+def _group(row: QualityRow | LabelBalanceRow | ReproducibilityRow) -> GroupKey:
+    return GroupKey(str(row.model), str(row.model_version), int(row.w))
 
 
 @dataclass(frozen=True)
@@ -264,13 +317,14 @@ def fetch_quality(
     """
     params = _quality_params(instance, start, end, width, label_delay, include, exclude)
     rows = engine.fetch(build_quality_query(instance, include, exclude), params)
-    groups: dict[GroupKey, Any] = {}
-    for model, version, w, n, n_valid, n_labeled, n_bad, n_pos, sum_p, sum_ll, sum_sq, auc2 in rows:
-        groups[GroupKey(str(model), str(version), int(w))] = QualityAggregate(
-            count=_int(n), valid_count=_int(n_valid), labeled_count=_int(n_labeled),
-            invalid_label_count=_int(n_bad), positives=_int(n_pos), sum_prediction=_float(sum_p),
-            sum_logloss=_float(sum_ll), sum_squared_error=_float(sum_sq), auc_pairs2=_int(auc2),
+    groups: dict[GroupKey, Any] = {
+        _group(row): QualityAggregate(
+            count=_int(row.n), valid_count=_int(row.n_valid), labeled_count=_int(row.n_labeled),
+            invalid_label_count=_int(row.n_bad_label), positives=_int(row.n_pos), sum_prediction=_float(row.sum_p),
+            sum_logloss=_float(row.sum_logloss), sum_squared_error=_float(row.sum_sq), auc_pairs2=_int(row.auc2),
         )
+        for row in _QUALITY.rows(rows)
+    }
     return OnlineResult(groups, len(rows))
 
 
@@ -282,8 +336,8 @@ def fetch_label_balance(
     params = _quality_params(instance, start, end, width, label_delay, include, exclude)
     rows = engine.fetch(build_label_balance_query(instance, include, exclude), params)
     groups: dict[GroupKey, Any] = {
-        GroupKey(str(model), str(version), int(w)): LabelBalance(_int(n), _int(pos), _float(sum_p), _float(sum_ll))
-        for model, version, w, n, pos, sum_p, sum_ll in rows
+        _group(row): LabelBalance(_int(row.n_labeled), _int(row.n_pos), _float(row.sum_p), _float(row.sum_logloss))
+        for row in _LABEL_BALANCE.rows(rows)
     }
     return OnlineResult(groups, len(rows))
 
@@ -296,13 +350,14 @@ def fetch_reproducibility(
     params = {**_window_params(start, end, width), **model_params(include, exclude),
               "atol": float(atol), "rtol": float(rtol)}
     rows = engine.fetch(build_reproducibility_query(instance, include, exclude), params)
-    groups: dict[GroupKey, Any] = {}
-    for model, version, w, checked, missing, reproduced, n_diff, sum_diff, max_diff in rows:
-        groups[GroupKey(str(model), str(version), int(w))] = ReproducibilityAggregate(
-            checked_count=_int(checked), missing_count=_int(missing), reproduced_count=_int(reproduced),
-            diff_count=_int(n_diff), sum_abs_diff=_float(sum_diff),
-            max_abs_diff=float(max_diff) if max_diff is not None else None,
+    groups: dict[GroupKey, Any] = {
+        _group(row): ReproducibilityAggregate(
+            checked_count=_int(row.n_checked), missing_count=_int(row.n_missing),
+            reproduced_count=_int(row.n_reproduced), diff_count=_int(row.n_diff), sum_abs_diff=_float(row.sum_diff),
+            max_abs_diff=float(row.max_diff) if row.max_diff is not None else None,
         )
+        for row in _REPRODUCIBILITY.rows(rows)
+    }
     return OnlineResult(groups, len(rows))
 
 
@@ -320,4 +375,7 @@ def fetch_offline_metrics(
     def finite(x: Any) -> float | None:
         return float(x) if x is not None and math.isfinite(float(x)) else None
 
-    return {(str(m), str(v)): OfflineMetrics(finite(ll), finite(auc)) for m, v, ll, auc in rows}, len(rows)
+    return {
+        (str(row.model), str(row.model_version)): OfflineMetrics(finite(row.valid_logloss), finite(row.valid_auc))
+        for row in _OFFLINE.rows(rows)
+    }, len(rows)

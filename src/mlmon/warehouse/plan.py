@@ -17,16 +17,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlglot import exp
 
 from mlmon.config import Instance
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.sql import bind_source, model_filter, model_params, parse_template, ts_param
-from mlmon.warehouse.training import FeatureKind, bind_features, feature_value_ctes, version_params
+from mlmon.warehouse.features import FeatureKind, bind_features, feature_value_ctes, version_params
+from mlmon.warehouse.sql import Statement, bind_source, model_filter, model_params, ts_param
 
-_PAIRS = parse_template(
+
+class PairRow(NamedTuple):
+    """One (model, model_version): rows and valid rows in the period, last seen; the model's windows, reference."""
+
+    model: Any
+    model_version: Any
+    active: Any
+    valid: Any
+    last_seen: Any
+    windows: Any
+    referenced: Any
+
+
+_PAIRS = Statement(
+    "plan pairs",
+    PairRow,
     """
 WITH base AS (
   SELECT
@@ -84,7 +99,7 @@ def build_pairs_query(
     table = instance.tables.predictions
     if table is None:
         raise ValueError("predictions table is not configured")
-    query = model_filter(_PAIRS.copy(), "base", include, exclude)
+    query = model_filter(_PAIRS.template.copy(), "base", include, exclude)
     return bind_source(query, table, instance.columns.get("predictions", {}))
 
 
@@ -110,13 +125,38 @@ def fetch_pairs(
                           include=include, exclude=exclude)
     rows = engine.fetch(build_pairs_query(instance, include, exclude), params)
     return [
-        VersionSeen(str(model), str(version), bool(active), bool(valid),
-                    None if last_seen is None else float(last_seen), int(windows or 0), bool(referenced))
-        for model, version, active, valid, last_seen, windows, referenced in rows
+        VersionSeen(str(row.model), str(row.model_version), bool(row.active), bool(row.valid),
+                    None if row.last_seen is None else float(row.last_seen), int(row.windows or 0),
+                    bool(row.referenced))
+        for row in _PAIRS.rows(rows)
     ]
 
 
 # --- training features -------------------------------------------------------------------------------
+
+
+class FeatureCountRow(NamedTuple):
+    """Per (model, role, feature): rows, valid values and distinct valid values."""
+
+    model: Any
+    role: Any
+    f: Any
+    n: Any
+    n_valid: Any
+    n_distinct: Any
+
+
+# after the CTEs of :func:`~mlmon.warehouse.features.feature_value_ctes`, built per call
+_FEATURE_COUNTS = Statement(
+    "plan feature counts",
+    FeatureCountRow,
+    """
+SELECT model, role, f, COUNT(*) AS n, COUNT(x) + COUNT(c) AS n_valid, COUNT(DISTINCT c) AS n_distinct
+FROM unpivoted
+GROUP BY model, role, f
+ORDER BY model, role, f
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -134,18 +174,9 @@ def build_feature_counts_query(
     """The counts statement; ``versions[i]`` (1 or 2) is how many versions model ``i`` binds.
 
     Placeholders: ``$model_<i>``, ``$version_<i>_0`` (latest), ``$version_<i>_1`` (previous) and
-    ``$float_max``, see :func:`mlmon.warehouse.training.version_params`.
+    ``$float_max``, see :func:`mlmon.warehouse.features.version_params`.
     """
-    template = parse_template(
-        f"""
-WITH {feature_value_ctes(features, kinds, versions)}
-SELECT model, role, f, COUNT(*) AS n, COUNT(x) + COUNT(c) AS n_valid, COUNT(DISTINCT c) AS n_distinct
-FROM unpivoted
-GROUP BY model, role, f
-ORDER BY model, role, f
-"""
-    )
-    return bind_features(template, instance, features)
+    return bind_features(_FEATURE_COUNTS.with_ctes(feature_value_ctes(features, kinds, versions)), instance, features)
 
 
 def fetch_feature_counts(
@@ -159,6 +190,7 @@ def fetch_feature_counts(
     used = {p.name for p in query.find_all(exp.Placeholder)}  # $float_max only with a numeric feature
     rows = engine.fetch(query, {k: v for k, v in version_params(versions).items() if k in used})
     return {
-        (str(model), features[int(f)], int(role)): FeatureCount(int(n), int(n_valid or 0), int(n_distinct or 0))
-        for model, role, f, n, n_valid, n_distinct in rows
+        (str(row.model), features[int(row.f)], int(row.role)):
+            FeatureCount(int(row.n), int(row.n_valid or 0), int(row.n_distinct or 0))
+        for row in _FEATURE_COUNTS.rows(rows)
     }

@@ -21,7 +21,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,7 @@ from mlmon.config import Instance
 from mlmon.metrics.descriptive import QUANTILES, PredictionAggregate
 from mlmon.metrics.histogram import DRIFT_BUCKETS, DRIFT_SCALE, LOGIT_RANGE, ScoreHistogram
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.sql import bind_source, model_filter, model_params, parse_template, ts_param
+from mlmon.warehouse.sql import Statement, bind_source, model_filter, model_params, ts_param
 
 # Rank r of the q-quantile's lower neighbour is floor(q * (n - 1)); the upper one is r + 1 (capped).
 # Computed in double precision, like NumPy and like :func:`mlmon.metrics.descriptive.quantile_ranks`.
@@ -41,18 +41,34 @@ _RANK_TESTS = " OR ".join(
     for _, q in QUANTILES
 )
 
-_BASE_CTES = """
-WITH base AS (
-  SELECT
+
+def predictions_cte(name: str, *, request_id: bool = False, reference: bool = False) -> str:
+    """The CTE ``name`` (text to follow ``WITH``) shared by the statements that read predictions.
+
+    One row per prediction with a model in ``[$start, $end)`` (and, with ``reference``, in
+    ``[$ref_start, $ref_end)``): ``model``, ``model_version`` (text, NULL as ``''``), the window
+    index ``w`` (``$window_seconds`` wide), the score ``p`` and ``ok`` (1 if ``p`` is in [0, 1]);
+    ``request_id`` first if asked for.
+    """
+    key = "src.request_id AS request_id," if request_id else ""
+    period = "src.ts >= $start AND src.ts < $end"
+    if reference:
+        period = f"(({period}) OR (src.ts >= $ref_start AND src.ts < $ref_end))"
+    return f"""
+{name} AS (
+  SELECT {key}
     src.model AS model,
     COALESCE(CAST(src.model_version AS VARCHAR), '') AS model_version,
     CAST(FLOOR(EPOCH(src.ts) / $window_seconds) AS BIGINT) AS w,
     src.prediction AS p,
     CASE WHEN src.prediction >= 0 AND src.prediction <= 1 THEN 1 ELSE 0 END AS ok
   FROM __source__ AS src
-  WHERE src.model IS NOT NULL
-    AND ((src.ts >= $start AND src.ts < $end) OR (src.ts >= $ref_start AND src.ts < $ref_end))
-),
+  WHERE src.model IS NOT NULL AND {period}
+)"""
+
+
+_BASE_CTES = f"""
+WITH {predictions_cte("base", reference=True)},
 valid AS (
   SELECT model, model_version, w, p,
     CASE WHEN p <= 0 THEN 0
@@ -97,8 +113,48 @@ LEFT JOIN detail AS d ON s.model = d.model AND s.model_version = d.model_version
 ORDER BY s.model, s.model_version, s.w, d.kind, d.i
 """
 
+
+class PredictionDetailRow(NamedTuple):
+    """A row of the portable statement: the group, its aggregates and one order statistic or bucket."""
+
+    model: Any
+    model_version: Any
+    w: Any
+    n: Any
+    n_valid: Any
+    mean: Any
+    sd: Any
+    lo: Any
+    hi: Any
+    mode_count: Any
+    qs: Any  # always NULL: the quantiles come from the order statistics
+    kind: Any  # 'q': order statistic x of rank i; 'h': count x of drift bucket i; NULL: no valid row
+    i: Any
+    x: Any
+
+
+class PredictionGroupRow(NamedTuple):
+    """A row of DuckDB's statement: one group, its aggregates, quantiles and histogram lists."""
+
+    model: Any
+    model_version: Any
+    w: Any
+    n: Any
+    n_valid: Any
+    mean: Any
+    sd: Any
+    lo: Any
+    hi: Any
+    mode_count: Any
+    qs: Any  # the six quantiles, in QUANTILES order
+    hb: Any  # drift buckets, ascending
+    hc: Any  # their counts
+
+
 #: every engine: order statistics by ROW_NUMBER over the valid rows of each group
-_PORTABLE = parse_template(
+_PORTABLE = Statement(
+    "predictions (portable)",
+    PredictionDetailRow,
     _BASE_CTES
     + _STATS.format(quantiles="CAST(NULL AS DOUBLE)")
     + f"""
@@ -120,7 +176,9 @@ detail AS (
 
 #: DuckDB: its exact (linear) QUANTILE_CONT, all six in one aggregate, and no sort of the range; the
 #: histogram comes back as two lists, so one result row per group (fewer Python objects to build)
-_DUCKDB = parse_template(
+_DUCKDB = Statement(
+    "predictions (duckdb)",
+    PredictionGroupRow,
     _BASE_CTES
     + _STATS.format(
         quantiles="QUANTILE_CONT(CASE WHEN ok = 1 THEN p END, [{}])".format(", ".join(repr(q) for _, q in QUANTILES))
@@ -169,8 +227,8 @@ def build_query(instance: Instance, models: Sequence[str] = (), dialect: str = "
     table = instance.tables.predictions
     if table is None:
         raise ValueError("predictions table is not configured")
-    template = _DUCKDB if dialect == "duckdb" else _PORTABLE
-    query = model_filter(template.copy(), "base", models, ())
+    statement = _DUCKDB if dialect == "duckdb" else _PORTABLE
+    query = model_filter(statement.template.copy(), "base", models, ())
     return bind_source(query, table, instance.columns.get("predictions", {}))
 
 
@@ -188,46 +246,55 @@ def query_params(
 
 
 def _aggregate(
-    head: tuple[Any, ...], order_stats: dict[int, float], buckets: npt.NDArray[np.int64],
+    head: PredictionDetailRow | PredictionGroupRow, order_stats: dict[int, float], buckets: npt.NDArray[np.int64],
     counts: npt.NDArray[np.int64],
 ) -> PredictionAggregate:
-    n, n_valid, mean, sd, lo, hi, mode_count, qs = head
     quantiles = None
-    if qs is not None and all(v is not None for v in qs):
-        quantiles = {name: float(v) for (name, _), v in zip(QUANTILES, qs, strict=True)}
+    if head.qs is not None and all(v is not None for v in head.qs):
+        quantiles = {name: float(v) for (name, _), v in zip(QUANTILES, head.qs, strict=True)}
     return PredictionAggregate(
-        count=int(n),
-        valid_count=int(n_valid or 0),
-        mean=_float(mean),
-        stddev=_float(sd),
-        minimum=_float(lo),
-        maximum=_float(hi),
-        mode_count=int(mode_count or 0),
+        count=int(head.n),
+        valid_count=int(head.n_valid or 0),
+        mean=_float(head.mean),
+        stddev=_float(head.sd),
+        minimum=_float(head.lo),
+        maximum=_float(head.hi),
+        mode_count=int(head.mode_count or 0),
         order_stats=order_stats,
         quantiles=quantiles,
         histogram=ScoreHistogram(buckets, counts),
     )
 
 
+def _group(row: PredictionDetailRow | PredictionGroupRow) -> GroupKey:
+    return GroupKey(str(row.model), str(row.model_version), int(row.w))
+
+
+# the portable statement returns up to DRIFT_BUCKETS + 12 rows per group: its fold reads them by
+# name through getters, not a row object apiece (that made the fold about 70 % slower)
+_GROUP_COLUMNS = _PORTABLE.getter("model", "model_version", "w")
+_DETAIL_COLUMNS = _PORTABLE.getter("kind", "i", "x")
+
+
 def parse_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregate]:
     """Fold the portable statement's rows (several per group) into one aggregate per group."""
-    head: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    head: dict[tuple[Any, ...], PredictionDetailRow] = {}
     order_stats: dict[tuple[Any, ...], dict[int, float]] = defaultdict(dict)
     buckets: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
     for row in rows:
-        raw = row[:3]
+        raw = _GROUP_COLUMNS(row)
         if raw not in head:
-            head[raw] = row[3:11]
-        kind = row[11]
+            head[raw] = PredictionDetailRow._make(row)
+        kind, i, x = _DETAIL_COLUMNS(row)
         if kind == "q":
-            order_stats[raw][int(row[12])] = float(row[13])
+            order_stats[raw][int(i)] = float(x)
         elif kind == "h":
-            buckets[raw].append((int(row[12]), int(row[13])))
+            buckets[raw].append((int(i), int(x)))
     out: dict[GroupKey, PredictionAggregate] = {}
-    for raw, values in head.items():
+    for raw, first in head.items():
         bs = buckets.get(raw, [])
-        out[GroupKey(str(raw[0]), str(raw[1]), int(raw[2]))] = _aggregate(
-            values, order_stats.get(raw, {}),
+        out[_group(first)] = _aggregate(
+            first, order_stats.get(raw, {}),
             np.fromiter((b for b, _ in bs), np.int64, len(bs)), np.fromiter((c for _, c in bs), np.int64, len(bs)),
         )
     return out
@@ -236,10 +303,10 @@ def parse_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregat
 def parse_grouped_rows(rows: list[tuple[Any, ...]]) -> dict[GroupKey, PredictionAggregate]:
     """The DuckDB statement's rows (one per group, the histogram as two lists) as one aggregate per group."""
     return {
-        GroupKey(str(row[0]), str(row[1]), int(row[2])): _aggregate(
-            row[3:11], {}, np.asarray(row[11] or (), dtype=np.int64), np.asarray(row[12] or (), dtype=np.int64)
+        _group(row): _aggregate(
+            row, {}, np.asarray(row.hb or (), dtype=np.int64), np.asarray(row.hc or (), dtype=np.int64)
         )
-        for row in rows
+        for row in _DUCKDB.rows(rows)
     }
 
 

@@ -4,14 +4,19 @@ Templates are written in DuckDB's SQL with two kinds of stand-in names: the tabl
 and columns qualified by ``src.`` (their data-contract names). :func:`bind_source` swaps them for the
 configured physical names as *quoted identifier nodes*; values (time ranges, model names, sizes)
 stay bound placeholders (``$start``). No configured string is ever spliced into SQL text.
+
+A query module declares each statement as a :class:`Statement`: the template and the ``NamedTuple``
+its rows are read as, checked against each other when the module is imported.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import operator
 import re
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 import sqlglot
 from sqlglot import exp
@@ -27,6 +32,82 @@ def parse_template(sql: str) -> exp.Expression:
     """Parse a DuckDB-dialect query template once (at import time of the query module)."""
     tree: exp.Expression = sqlglot.parse_one(sql, read="duckdb")  # type: ignore[assignment]
     return tree
+
+
+class StatementError(ValueError):
+    """A statement's result columns are not its row type's fields (raised when its module is imported)."""
+
+
+def result_columns(query: exp.Expression) -> list[str]:
+    """The output column names of ``query``'s outermost select, in order (an unnamed one as its SQL)."""
+    if not isinstance(query, exp.Query):
+        raise TypeError(f"not a query: {query.sql('duckdb')}")
+    return [e.output_name or e.sql("duckdb") for e in query.selects]
+
+
+def _top_with(query: exp.Expression) -> exp.With | None:
+    return next((w for w in query.find_all(exp.With) if w.parent is query), None)
+
+
+Row = TypeVar("Row", bound=NamedTuple)
+
+
+class Statement(Generic[Row]):
+    """A parsed template and the ``NamedTuple`` each of its result rows is read as.
+
+    Declared at import time of the query module; raises :class:`StatementError` naming the statement
+    and the difference unless the select's output columns are ``row``'s fields, in order.
+    """
+
+    def __init__(self, name: str, row: type[Row], sql: str) -> None:
+        self.name = name
+        self.row = row
+        self.template = parse_template(sql)
+        columns, fields = result_columns(self.template), list(row._fields)
+        if columns != fields:
+            raise StatementError(_column_difference(name, row.__name__, columns, fields))
+
+    def with_ctes(self, ctes: str) -> exp.Expression:
+        """A copy of the template with the CTEs ``ctes`` (text to follow ``WITH``) before its own.
+
+        For statements whose first CTEs are built per call; the result columns stay the declared ones.
+        """
+        query = self.template.copy()
+        assert isinstance(query, exp.Query)
+        own = _top_with(query)
+        existing = list(own.pop().expressions) if own is not None else []
+        head = _top_with(parse_template(f"WITH {ctes} SELECT 1"))
+        assert head is not None
+        for cte in [*head.expressions, *existing]:
+            query = query.with_(cte.alias, as_=cte.this, copy=False)
+        return query
+
+    def rows(self, fetched: Iterable[tuple[Any, ...]]) -> Iterator[Row]:
+        """``fetched`` (the engine's tuples) as rows of the declared type, one at a time."""
+        # lazily: a list of every row would keep hundreds of thousands of tuples alive for the collector to scan
+        return map(self.row._make, fetched)
+
+    def getter(self, *names: str) -> Callable[[tuple[Any, ...]], Any]:
+        """An ``itemgetter`` of the columns ``names`` of the engine's tuples (a tuple of them for several).
+
+        For a loop over many rows, where building a row object per row would cost more than the fold.
+        """
+        if unknown := [n for n in names if n not in self.row._fields]:
+            raise StatementError(f"statement {self.name!r} has no column {', '.join(unknown)} ({self.row.__name__})")
+        return operator.itemgetter(*(self.row._fields.index(n) for n in names))
+
+
+def _column_difference(name: str, row: str, columns: list[str], fields: list[str]) -> str:
+    lines = [f"statement {name!r} returns columns that are not the fields of {row}, in order:",
+             f"  columns: {', '.join(columns)}", f"  fields:  {', '.join(fields)}"]
+    if missing := [f for f in fields if f not in columns]:
+        lines.append(f"  fields without a column: {', '.join(missing)}")
+    if extra := [c for c in columns if c not in fields]:
+        lines.append(f"  columns without a field: {', '.join(extra)}")
+    at = next(i for i in range(max(len(columns), len(fields))) if columns[i:i + 1] != fields[i:i + 1])
+    column, field = (names[at] if at < len(names) else "(none)" for names in (columns, fields))
+    lines.append(f"  first difference: column {at + 1} is {column}, field {at + 1} is {field}")
+    return "\n".join(lines)
 
 
 def _table_node(name: str) -> exp.Table:
@@ -147,3 +228,19 @@ _EXISTS = parse_template("SELECT 1 AS one FROM __source__ AS src WHERE 1 = 0")
 def exists_query(table: str) -> exp.Expression:
     """A query that fails only if ``table`` does not exist (it reads no rows and names no column)."""
     return bind_source(_EXISTS, table, {})
+
+
+def configured_table(instance: Any, attr: str) -> str:
+    """The physical name of table ``attr`` of ``instance``; a ``ValueError`` when it is not configured."""
+    table: str | None = getattr(instance.tables, attr)
+    if table is None:
+        raise ValueError(f"{attr} table is not configured")
+    return table
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A fetched number as a float, None when NULL, NaN or infinite."""
+    if value is None:
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
