@@ -185,16 +185,15 @@ def agent_config(
     """A config whose due windows, at ``now``, are exactly the day's (written as JSON, which is YAML).
 
     Each job's delay is ``now - day_end`` in whole seconds (its last due window ends at ``day_end``)
-    and its lookback one day plus half a window (its first starts at the day's start), as long as each
-    job starts within half a window of ``now``. The quality job's delay, at least 30 minutes, lets
-    every label count.
+    and its lookback one day (a first run takes the latest whole windows covering it: its first starts
+    at the day's start), as long as each job starts within a window of ``now``. The quality job's
+    delay, at least 30 minutes, lets every label count.
     """
     delay = math.floor(now - day_end)
     window_jobs = {
-        "predictions": {"lateness": delay, "initial_lookback": DAY + PREDICTION_WINDOW // 2},
-        "quality": {"label_delay": delay, "initial_lookback": DAY + ONLINE_WINDOW // 2,
-                    "timestamp_policy": "window_end"},
-        "reproducibility": {"replay_delay": delay, "initial_lookback": DAY + ONLINE_WINDOW // 2,
+        "predictions": {"lateness": delay, "initial_lookback": DAY},
+        "quality": {"label_delay": delay, "initial_lookback": DAY, "timestamp_policy": "window_end"},
+        "reproducibility": {"replay_delay": delay, "initial_lookback": DAY,
                             "timestamp_policy": "window_end", "atol": ATOL, "rtol": RTOL},
     }
     job_cfg: dict[str, Any] = {name: {**cfg, "enabled": name in jobs} for name, cfg in window_jobs.items()}
