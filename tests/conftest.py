@@ -2,108 +2,31 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.helpers import (
+    DATADOG_ENV,
+    PG_URL,
+    DuckDBWarehouse,
+    Listener,
+    PostgresWarehouse,
+    Warehouse,
+    postgres_available,
+)
 
 from mlmon.testing import IntakeServer
-
-PG_URL = os.environ.get("MLMON_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-PREDICTION_COLUMNS = ("request_id", "ts", "model", "model_version", "prediction")
-
-
-class Warehouse:
-    """A place to put prediction rows and the config snippet that points mlmon at it."""
-
-    engine: str
-
-    def write_predictions(self, rows: Sequence[tuple[Any, ...]], table: str = "predictions") -> None:
-        raise NotImplementedError
-
-    def config(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def table(self, name: str) -> str:
-        return name
-
-
-class DuckDBWarehouse(Warehouse):
-    engine = "duckdb"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write_predictions(self, rows: Sequence[tuple[Any, ...]], table: str = "predictions") -> None:
-        import duckdb
-
-        con = duckdb.connect(str(self.path))
-        try:
-            con.execute(
-                f'CREATE TABLE IF NOT EXISTS "{table}" (request_id VARCHAR, ts TIMESTAMP, model VARCHAR, '
-                "model_version VARCHAR, prediction DOUBLE)"
-            )
-            con.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?, ?, ?)', [tuple(r) for r in rows])
-        finally:
-            con.close()
-
-    def config(self) -> dict[str, Any]:
-        return {"engine": "duckdb", "path": str(self.path)}
-
-
-class PostgresWarehouse(Warehouse):
-    engine = "postgres"
-
-    def __init__(self, url: str, schema: str) -> None:
-        self.url = url
-        self.schema = schema
-
-    def write_predictions(self, rows: Sequence[tuple[Any, ...]], table: str = "predictions") -> None:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as con:
-            con.execute(
-                f'CREATE TABLE IF NOT EXISTS "{self.schema}"."{table}" (request_id TEXT, ts TIMESTAMP, '
-                "model TEXT, model_version TEXT, prediction DOUBLE PRECISION)"
-            )
-            with con.cursor() as cur:
-                cur.executemany(
-                    f'INSERT INTO "{self.schema}"."{table}" VALUES (%s, %s, %s, %s, %s)', [tuple(r) for r in rows]
-                )
-
-    def config(self) -> dict[str, Any]:
-        return {"engine": "postgres", "url": self.url}
-
-    def table(self, name: str) -> str:
-        return f"{self.schema}.{name}"
-
-
-def _postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return True
-    except Exception:
-        return False
-
-
-#: the Datadog variables that override the config (mlmon.config.DatadogConfig): a developer's shell or a CI
-#: machine that exports them must not send a test's points to a real site
-DATADOG_ENV = ("DD_API_KEY", "DATADOG_API_KEY", "DD_APP_KEY", "DATADOG_APP_KEY", "DD_SITE", "DATADOG_HOST",
-               "DD_AGENT_HOST", "DD_DOGSTATSD_PORT", "DD_DOGSTATSD_SOCKET")
 
 
 @pytest.fixture(autouse=True)
 def _no_datadog_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in DATADOG_ENV:
         monkeypatch.delenv(name, raising=False)
+
 
 
 @pytest.fixture
@@ -113,7 +36,7 @@ def duckdb_warehouse(tmp_path: Path) -> DuckDBWarehouse:
 
 @pytest.fixture
 def postgres_warehouse() -> Iterator[PostgresWarehouse]:
-    if not _postgres_available():
+    if not postgres_available():
         if os.environ.get("MLMON_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
@@ -138,37 +61,6 @@ def warehouse(request: pytest.FixtureRequest) -> Warehouse:
 def intake() -> Iterator[IntakeServer]:
     with IntakeServer(valid_keys=("test-api-key-0123456789",)) as server:
         yield server
-
-
-API_KEY = "test-api-key-0123456789"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connection refused), free for a server to bind later."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def utc(ts: float) -> dt.datetime:
-    """A naive UTC datetime, as stored in TIMESTAMP columns."""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)
-
-
-class Listener:
-    """A datagram socket standing in for the Agent's DogStatsD server: collects what arrives."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(0.5)
-
-    def datagrams(self) -> list[str]:
-        out = []
-        while True:
-            try:
-                out.extend(self.sock.recv(65535).decode().splitlines())
-            except TimeoutError:
-                return out
 
 
 @pytest.fixture

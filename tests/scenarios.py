@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tests.conftest import utc
+from tests.helpers import utc
 
 WIDTH = 600.0
 DAY = 86400.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tests.conftest import Warehouse
+from tests.helpers import Warehouse
 
 #: portable column type -> (DuckDB type, PostgreSQL type)
 TYPES = {

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from tests.conftest import utc
+from tests.helpers import utc
 from tests.reference import prediction_stats
 from tests.scenarios import WIDTH, known_answers
 

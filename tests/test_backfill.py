@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 from mlmon.backfill import progress_on, state_key
 from mlmon.cli import main

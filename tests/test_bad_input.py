@@ -90,7 +90,7 @@ def test_a_prediction_logged_twice_counts_once_in_quality(duckdb_warehouse, tmp_
     """The documented rule for a duplicated log row: quality counts the request once (as sklearn on the
     distinct requests), the predictions job counts both rows."""
     from sklearn.metrics import log_loss
-    from tests.conftest import utc
+    from tests.helpers import utc
     from tests.scenarios import LABEL_COLUMNS, PREDICTION_COLUMNS
 
     end = (NOW - 2 * 3600) // 3600 * 3600  # an hourly window whose labels matured

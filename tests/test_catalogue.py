@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from tests.conftest import DuckDBWarehouse, utc
+from tests.helpers import DuckDBWarehouse, utc
 from tests.scenarios import write_every_table
 
 from mlmon.config import parse_config

@@ -107,7 +107,7 @@ def test_secret_filter_scrubs_keys_and_url_passwords() -> None:
 
 def test_demo_send_pushes_through_the_datadog_client(tmp_path, capsys, intake, monkeypatch) -> None:
     """--send uses the HTTP API (DD_API_KEY, DATADOG_HOST); windows Datadog would drop are not sent."""
-    from tests.conftest import API_KEY
+    from tests.helpers import API_KEY
 
     monkeypatch.setenv("DD_API_KEY", API_KEY)
     monkeypatch.setenv("DATADOG_HOST", intake.url)

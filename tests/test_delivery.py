@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from tests.conftest import API_KEY, closed_port
+from tests.helpers import API_KEY, closed_port
 from tests.scenarios import known_answers
 
 from mlmon.config import parse_config

@@ -7,14 +7,10 @@ import sqlglot
 
 from mlmon.config import parse_config
 from mlmon.preflight import probe_query
-from mlmon.warehouse.online import (
-    build_label_balance_query,
-    build_offline_query,
-    build_quality_query,
-    build_reproducibility_query,
-)
-from mlmon.warehouse.plan import build_feature_counts_query, build_pairs_query
+from mlmon.warehouse.cardinality import build_feature_counts_query, build_pairs_query
 from mlmon.warehouse.predictions import build_query
+from mlmon.warehouse.quality import build_label_balance_query, build_offline_query, build_quality_query
+from mlmon.warehouse.reproducibility import build_reproducibility_query
 from mlmon.warehouse.sql import DIALECTS, exists_query, render
 
 CONFIG = parse_config({"instances": [{

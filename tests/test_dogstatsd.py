@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from tests.conftest import Listener
+from tests.helpers import Listener
 from tests.scenarios import known_answers
 
 from mlmon.config import parse_config

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import API_KEY, Warehouse
+from tests.helpers import API_KEY, Warehouse
 from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
 from tests.scenarios import known_answers, write_every_table
 

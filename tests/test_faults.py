@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import API_KEY, closed_port
+from tests.helpers import API_KEY, closed_port
 
 from mlmon.config import parse_config
 from mlmon.jobs.windows import due_windows, first_run_horizon

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import log_loss, roc_auc_score
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 from mlmon.cli import main
 from mlmon.config import parse_config

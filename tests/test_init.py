@@ -112,7 +112,7 @@ def test_init_refuses_a_config_that_would_not_load(tmp_path, capsys, flags, word
 
 def test_init_with_warehouse_passes_check(tmp_path, capsys, intake, monkeypatch) -> None:
     """The written file works as is: mlmon check accepts its instance (warehouse, tables, columns) and key."""
-    from tests.conftest import API_KEY
+    from tests.helpers import API_KEY
 
     from mlmon import demo
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlglot
-from tests.conftest import utc
+from tests.helpers import utc
 from tests.reference import label_of, online_quality_reference
 from tests.scenarios import HOUR, PREDICTION_COLUMNS
 from tests.tables import write_table
@@ -16,7 +16,7 @@ from tests.tables import write_table
 from mlmon.config import ConfigError, parse_config
 from mlmon.runner import Agent
 from mlmon.testing import RecordingSink
-from mlmon.warehouse.online import build_quality_query
+from mlmon.warehouse.quality import build_quality_query
 from mlmon.warehouse.sql import DIALECTS, render
 
 #: an hour boundary: at A + 2 h the window [A, A + 1 h) has matured (default label_delay 1 h) and is the

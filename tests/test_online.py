@@ -121,7 +121,7 @@ def test_rows_fetched_bounded_when_predictions_grow(duckdb_warehouse, tmp_path, 
     for scale in (1, 10):
         d = tmp_path / str(scale)
         d.mkdir()
-        from tests.conftest import DuckDBWarehouse
+        from tests.helpers import DuckDBWarehouse
 
         wh = DuckDBWarehouse(d / "w.duckdb")
         sc = online_answers(NOW, scale=scale)

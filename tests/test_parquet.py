@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from tests.conftest import DuckDBWarehouse
+from tests.helpers import DuckDBWarehouse
 from tests.scenarios import write_every_table
 
 from mlmon.config import ConfigError, parse_config

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import utc
+from tests.helpers import utc
 from tests.scenarios import RUN_COLUMNS, write_every_table
 from tests.tables import write_table
 

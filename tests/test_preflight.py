@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from tests.conftest import utc
+from tests.helpers import utc
 from tests.scenarios import HOUR, PREDICTION_COLUMNS
 from tests.tables import write_table
 from tests.test_label_values import A, run, table_names

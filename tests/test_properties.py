@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.conftest import DuckDBWarehouse, utc
+from tests.helpers import DuckDBWarehouse, utc
 from tests.reference import (
     ks_on_grid,
     label_of,
@@ -46,8 +46,9 @@ from mlmon.metrics.histogram import ScoreHistogram
 from mlmon.metrics.quality import OfflineMetrics, QualityAggregate, online_quality
 from mlmon.metrics.reproducibility import ReproducibilityAggregate, reproducibility
 from mlmon.warehouse.engines import Engine, open_engine
-from mlmon.warehouse.online import fetch_quality, fetch_reproducibility
 from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
+from mlmon.warehouse.quality import fetch_quality
+from mlmon.warehouse.reproducibility import fetch_reproducibility
 
 # database=None: no example database (a failing example is printed in full); deadline=None: DuckDB timings vary.
 PURE = settings(max_examples=100, deadline=None, database=None)

@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import pytest
 import yaml
-from tests.conftest import PG_URL, closed_port, utc
+from tests.helpers import PG_URL, closed_port, utc
 
 import mlmon.logs
 from mlmon.cli import main

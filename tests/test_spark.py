@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import DuckDBWarehouse
+from tests.helpers import DuckDBWarehouse
 from tests.scenarios import write_every_table
 from tests.test_parquet import assert_same_numbers, export_parquet, run_agent
 
@@ -204,7 +204,7 @@ def test_label_types_and_missing_label_read_as_on_duckdb(spark_ready, tmp_path) 
 
     from mlmon.metrics.quality import online_quality
     from mlmon.warehouse.engines import open_engine, type_kind
-    from mlmon.warehouse.online import fetch_quality
+    from mlmon.warehouse.quality import fetch_quality
 
     warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     predictions, labels, windows = label_rows()

@@ -13,7 +13,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from tests.conftest import closed_port
+from tests.helpers import closed_port
 from tests.scenarios import write_every_table
 from tests.test_parquet import assert_same_numbers, run_agent
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from tests.conftest import PREDICTION_COLUMNS, utc
+from tests.helpers import PREDICTION_COLUMNS, utc
 from tests.tables import write_table
 
 from mlmon.config import parse_config

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 from mlmon.assets.sync import desired_assets
 from mlmon.cli import main

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlglot
 from scipy.special import rel_entr
-from tests.conftest import Warehouse, utc
+from tests.helpers import Warehouse, utc
 from tests.tables import write_table
 
 from mlmon.config import Instance, parse_config

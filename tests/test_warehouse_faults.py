@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from tests.conftest import closed_port
+from tests.helpers import closed_port
 from tests.scenarios import known_answers
 
 from mlmon.config import parse_config

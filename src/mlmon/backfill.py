@@ -76,7 +76,7 @@ def refusal(datadog: DatadogConfig) -> str | None:
 
 
 @dataclass(frozen=True)
-class LanePlan:
+class LaneRange:
     """The windows of one lane of a job's range still to deliver."""
 
     lane: Lane
@@ -88,14 +88,14 @@ class LanePlan:
 
 
 @dataclass(frozen=True)
-class JobPlan:
+class RangePlan:
     """One (instance, job) of a backfill: its aligned range and what is left of it."""
 
     instance: Instance
     job: str
     start: float
     end: float
-    lanes: tuple[LanePlan, ...]
+    lanes: tuple[LaneRange, ...]
 
     @property
     def key(self) -> str:
@@ -127,16 +127,16 @@ def _delay(job: str, lane: Lane) -> str:
     return f"{_duration(lane.delay)} (label_delay_by_model: {', '.join(lane.include)})"
 
 
-def plan_backfill(
+def plan_ranges(
     config: Config, store: StateStore, start: float, end: float, now: float,
     jobs: Sequence[str] = tuple(WINDOW_JOBS), instances: Sequence[str] = (),
-) -> tuple[list[JobPlan], list[str]]:
+) -> tuple[list[RangePlan], list[str]]:
     """Per (instance, job) to backfill: its aligned range and the windows still to deliver; plus notes
     for the person running it (jobs skipped, ranges cut at what is due).
 
     Raises ``ValueError`` for an unreadable state file.
     """
-    plans: list[JobPlan] = []
+    plans: list[RangePlan] = []
     notes: list[str] = []
     for instance in config.instances:
         if instances and instance.name not in instances:
@@ -167,8 +167,8 @@ def plan_backfill(
                            else "none of the range is due yet")
                     notes.append(f"instance {instance.name}: job {job}: windows are due {_delay(job, lane)} after "
                                  f"their end: {cut}; run the same command later for the rest")
-                lanes.append(LanePlan(lane, windows, round((begin - first) / width), due))
-            plans.append(JobPlan(instance, job, first, last, tuple(lanes)))
+                lanes.append(LaneRange(lane, windows, round((begin - first) / width), due))
+            plans.append(RangePlan(instance, job, first, last, tuple(lanes)))
     return plans, notes
 
 
@@ -258,7 +258,7 @@ def progress_on(stream: IO[str], total: int) -> Iterator[Progress]:
 class JobResult:
     """What a backfill did for one (instance, job)."""
 
-    plan: JobPlan
+    plan: RangePlan
     report: JobReport | None = None  # None: not run (nothing pending, or stopped before it)
     rows: int = 0
     elapsed: float = 0.0
@@ -275,7 +275,7 @@ class BackfillRange:
 
     sends_status = False
 
-    def __init__(self, plans: Iterable[JobPlan], progress: Progress | None) -> None:
+    def __init__(self, plans: Iterable[RangePlan], progress: Progress | None) -> None:
         self._by_job = {(p.instance.name, p.job): p for p in plans}
         self.progress = progress
         self.rows: dict[tuple[str, str], int] = defaultdict(int)
@@ -300,7 +300,7 @@ class Backfill:
     """The agent over planned ranges (:class:`BackfillRange`)."""
 
     def __init__(
-        self, config: Config, sink: Sink, plans: Iterable[JobPlan], *, progress: Progress | None = None,
+        self, config: Config, sink: Sink, plans: Iterable[RangePlan], *, progress: Progress | None = None,
         clock: Callable[[], float] = time.time, engine_factory: Callable[..., Engine] = open_engine,
         store: StateStore | None = None,
     ) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the job modules import this one: it imports none of them
     from mlmon.jobs.windows import Lane, Window
-    from mlmon.warehouse.plan import VersionSeen
+    from mlmon.warehouse.cardinality import VersionSeen
 
 DAY = 86400.0
 MODEL_KEYS = ("model", "model_version")

@@ -2,7 +2,7 @@
 
 Datadog bills one custom metric per distinct (metric name, tag set) that reports in an hour. For
 each instance and job this counts the tag sets the agent would emit, from the config and from
-counts of distinct values the warehouse returns (:mod:`mlmon.warehouse.plan`: aggregates only, one
+counts of distinct values the warehouse returns (:mod:`mlmon.warehouse.cardinality`: aggregates only, one
 row per model version or per (model, feature)). No sink is built: nothing is sent.
 
 **Period.** A window job (``predictions``, ``quality``, ``reproducibility``) is planned over the

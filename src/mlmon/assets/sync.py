@@ -71,7 +71,7 @@ class Change:
     duplicates: tuple[int | str, ...] = ()
 
     def describe(self) -> str:
-        """One line of the plan."""
+        """One line of the changes :func:`compute_changes` lists."""
         where = f" {self.remote_id}" if self.remote_id is not None else ""
         line = f"{self.action:<9} {self.asset.kind} {self.asset.file}{where}"
         if self.differences:
@@ -259,7 +259,7 @@ def _find(asset: Asset, api: DatadogAssetsApi, dashboards: list[dict[str, Any]])
     return sorted(matches, key=lambda d: str(d["id"]))
 
 
-def plan(assets: list[Asset], api: DatadogAssetsApi) -> list[Change]:
+def compute_changes(assets: list[Asset], api: DatadogAssetsApi) -> list[Change]:
     """Read the account and decide, per asset, create / update / unchanged / skip. Writes nothing."""
     dashboards: list[dict[str, Any]] = []
     if any(a.kind == "dashboard" for a in assets):

@@ -63,7 +63,7 @@ def cmd_assets_validate(args: argparse.Namespace) -> int:
 def cmd_assets_sync(args: argparse.Namespace) -> int:
     """Create or update the dashboards and monitors under --root in the Datadog account (--dry-run: plan only)."""
     from mlmon.assets import validate_assets
-    from mlmon.assets.sync import DatadogAssetsApi, SyncError, apply, desired_assets, plan, summary
+    from mlmon.assets.sync import DatadogAssetsApi, SyncError, apply, compute_changes, desired_assets, summary
     from mlmon.logs import SecretFilter
 
     config = _load(args)
@@ -87,7 +87,7 @@ def cmd_assets_sync(args: argparse.Namespace) -> int:
     assets = desired_assets(root, config.init_config.assets, str(args.config))
     api = DatadogAssetsApi(api_key, app_key, datadog.resolved_api_host(), datadog.timeout)
     try:
-        changes = plan(assets, api)
+        changes = compute_changes(assets, api)
         for change in changes:
             print(scrub(change.describe()))
         if not args.dry_run:

@@ -101,8 +101,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     sink, lock = opened
     try:
         try:
-            plans, notes = backfill.plan_backfill(config, StateStore(state_dir), start, end, now, jobs,
-                                                  args.instance or ())
+            plans, notes = backfill.plan_ranges(config, StateStore(state_dir), start, end, now, jobs,
+                                                 args.instance or ())
         except ValueError as exc:  # an unreadable state file
             print(f"mlmon: {exc}", file=sys.stderr)
             return EXIT_FAILURE

@@ -27,8 +27,8 @@ from mlmon.metrics.histogram import ScoreHistogram
 from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
 from mlmon.state import JobState
 from mlmon.times import iso
+from mlmon.warehouse.cardinality import VersionSeen, fetch_pairs
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.plan import VersionSeen, fetch_pairs
 from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
 
 log = logging.getLogger("mlmon.jobs.predictions")

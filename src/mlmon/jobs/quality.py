@@ -15,10 +15,10 @@ from mlmon.metrics.quality import LabelBalance, OfflineMetrics, QualityAggregate
 from mlmon.samples import make_tags
 from mlmon.state import JobState
 from mlmon.times import iso
+from mlmon.warehouse.cardinality import fetch_pairs
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError
-from mlmon.warehouse.online import fetch_label_balance, fetch_offline_metrics, fetch_quality
-from mlmon.warehouse.plan import fetch_pairs
 from mlmon.warehouse.predictions import GroupKey
+from mlmon.warehouse.quality import fetch_label_balance, fetch_offline_metrics, fetch_quality
 from mlmon.warehouse.sql import exists_query
 
 log = logging.getLogger("mlmon.jobs.quality")

@@ -11,9 +11,9 @@ from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_ch
 from mlmon.metrics.reproducibility import reproducibility
 from mlmon.samples import make_tags
 from mlmon.state import JobState
+from mlmon.warehouse.cardinality import fetch_pairs
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.online import fetch_reproducibility
-from mlmon.warehouse.plan import fetch_pairs
+from mlmon.warehouse.reproducibility import fetch_reproducibility
 
 #: every metric the job emits, per (model, model_version) and window
 METRICS = tuple(f"mlmon.reproducibility.{name}" for name in (

@@ -18,9 +18,9 @@ from mlmon.config import Instance, TrainingJob
 from mlmon.jobs.spec import JobSpec, Snapshot
 from mlmon.metrics.training import feature_stats, lineage
 from mlmon.samples import Sample, make_tags
+from mlmon.warehouse.cardinality import fetch_feature_counts
 from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.features import feature_kinds, fetch_feature_aggregates
-from mlmon.warehouse.plan import fetch_feature_counts
 from mlmon.warehouse.training import fetch_runs
 
 PREFIX = "mlmon.training."

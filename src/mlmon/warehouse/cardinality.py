@@ -1,4 +1,5 @@
-"""Statements for ``mlmon plan``: how many tag values each job will see, as counts, never rows.
+"""Statements that count series for ``mlmon plan`` (:mod:`mlmon.cardinality`): how many tag values
+each job will see, as counts, never rows.
 
 * :func:`build_pairs_query` reads ``predictions``: one row per (model, model_version) seen in
   ``[$history_start, $end)`` with whether it has rows in the period ``[$start, $end)`` and valid ones

@@ -1,4 +1,4 @@
-"""Statements that join served predictions with what arrives later: labels and offline replays.
+"""The quality job's statements: served predictions joined with their labels, and the offline metrics.
 
 Each returns one row per (model, model_version, window): the join, the per-request rules and the
 sums all run in the engine. The ROC AUC needs no raw rows either: one window over the labeled rows
@@ -23,27 +23,31 @@ Per-request rules, chosen so that numbers do not depend on when the agent ran:
   Snowflake and BigQuery, ``1.0`` on DuckDB and Spark, ``1.0E0`` on Trino) and a boolean's is
   ``true``/``false`` everywhere: :data:`POSITIVE_LABELS` and :data:`NEGATIVE_LABELS` hold every
   spelling; anything else (``2``, ``'x'``, NULL) is not a label.
-* replays: rows of the same ``request_id`` and ``model_version``; NULL replay values are ignored;
-  see :mod:`mlmon.metrics.reproducibility` for the tolerance rule.
 """
+
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlglot import exp
 
 from mlmon.config import Instance
 from mlmon.metrics.quality import LOGLOSS_EPS, LabelBalance, OfflineMetrics, QualityAggregate
-from mlmon.metrics.reproducibility import ReproducibilityAggregate
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.predictions import GroupKey, predictions_cte
-from mlmon.warehouse.sql import Statement, bind_tables, cte_select, in_list, model_filter, model_params, ts_param
-
-_PREDICTIONS_CTE = predictions_cte("preds", request_id=True)
+from mlmon.warehouse.joined import (
+    PREDICTIONS_CTE,
+    JoinedResult,
+    as_float,
+    as_int,
+    group_key,
+    sources,
+    window_params,
+)
+from mlmon.warehouse.predictions import GroupKey
+from mlmon.warehouse.sql import Statement, bind_tables, cte_select, in_list, model_filter, model_params
 
 #: a label's text form (lower case) that means 1, and 0, whatever the column's type and engine
 POSITIVE_LABELS = ("1", "1.0", "1.0e0", "true")
@@ -89,6 +93,7 @@ stats AS (
   GROUP BY model, model_version, w
 )"""
 
+
 class QualityRow(NamedTuple):
     """Per group: rows, valid, labeled and invalid-label counts, positives, sums and twice the AUC's U."""
 
@@ -110,7 +115,7 @@ _QUALITY = Statement(
     "quality",
     QualityRow,
     f"""
-WITH {_PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE},
+WITH {PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE},
 ranked AS (
   SELECT model, model_version, w, y,
     RANK() OVER (PARTITION BY model, model_version, w ORDER BY p NULLS FIRST) AS r,
@@ -149,59 +154,13 @@ _LABEL_BALANCE = Statement(
     "label balance",
     LabelBalanceRow,
     f"""
-WITH {_PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE}
+WITH {PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE}
 SELECT model, model_version, w, n_labeled, n_pos, sum_p, sum_logloss
 FROM stats
 ORDER BY model, model_version, w
 """
 )
 
-class ReproducibilityRow(NamedTuple):
-    """Per group: checked, missing and reproduced requests, and the replays' absolute differences."""
-
-    model: Any
-    model_version: Any
-    w: Any
-    n_checked: Any
-    n_missing: Any
-    n_reproduced: Any
-    n_diff: Any
-    sum_diff: Any
-    max_diff: Any
-
-
-_REPRODUCIBILITY = Statement(
-    "reproducibility",
-    ReproducibilityRow,
-    f"""
-WITH {_PREDICTIONS_CTE},
-matched AS (
-  SELECT pr.model, pr.model_version, pr.w, pr.request_id,
-    COUNT(rep.prediction) AS replay_rows,
-    MAX(CASE WHEN rep.prediction >= 0 AND rep.prediction <= 1 THEN ABS(pr.p - rep.prediction) END) AS diff,
-    MIN(CASE WHEN rep.prediction IS NULL THEN NULL
-             WHEN rep.prediction >= 0 AND rep.prediction <= 1
-                  AND ABS(pr.p - rep.prediction) <= $atol + $rtol * ABS(rep.prediction) THEN 1
-             ELSE 0 END) AS agrees
-  FROM preds AS pr
-  LEFT JOIN __rep__ AS rep
-    ON rep.request_id = pr.request_id
-    AND COALESCE(CAST(rep.model_version AS VARCHAR), '') = pr.model_version
-  WHERE pr.ok = 1
-  GROUP BY pr.model, pr.model_version, pr.w, pr.request_id, pr.p
-)
-SELECT model, model_version, w,
-  SUM(CASE WHEN replay_rows > 0 THEN 1 ELSE 0 END) AS n_checked,
-  SUM(CASE WHEN replay_rows = 0 THEN 1 ELSE 0 END) AS n_missing,
-  SUM(CASE WHEN replay_rows > 0 AND agrees = 1 THEN 1 ELSE 0 END) AS n_reproduced,
-  COUNT(diff) AS n_diff,
-  SUM(diff) AS sum_diff,
-  MAX(diff) AS max_diff
-FROM matched
-GROUP BY model, model_version, w
-ORDER BY model, model_version, w
-"""
-)
 
 class OfflineRow(NamedTuple):
     """The latest training run of one (model, version): its validation log loss and AUC."""
@@ -228,23 +187,12 @@ SELECT model, model_version, valid_logloss, valid_auc FROM runs WHERE rn = 1 ORD
 )
 
 
-def _sources(instance: Instance, *tables: str) -> dict[str, tuple[str, dict[str, str]]]:
-    aliases = {"predictions": "src", "labels": "lab", "replays": "rep", "training_runs": "src"}
-    out = {}
-    for table in tables:
-        physical = getattr(instance.tables, table)
-        if physical is None:
-            raise ValueError(f"table {table} is not configured")
-        out[aliases[table]] = (physical, instance.columns.get(table, {}))
-    return out
-
-
 def build_quality_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """Predictions LEFT JOIN labels, per (model, version, window); optional model filters."""
     query = model_filter(_QUALITY.template.copy(), "preds", include, exclude)
-    return bind_tables(query, _sources(instance, "predictions", "labels"))
+    return bind_tables(query, sources(instance, "predictions", "labels"))
 
 
 def build_label_balance_query(
@@ -252,15 +200,7 @@ def build_label_balance_query(
 ) -> exp.Expression:
     """The quality statement's labeled count, positives and sums per (model, version, window), no AUC."""
     query = model_filter(_LABEL_BALANCE.template.copy(), "preds", include, exclude)
-    return bind_tables(query, _sources(instance, "predictions", "labels"))
-
-
-def build_reproducibility_query(
-    instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
-) -> exp.Expression:
-    """Predictions LEFT JOIN replays, per (model, version, window); optional model filters."""
-    query = model_filter(_REPRODUCIBILITY.template.copy(), "preds", include, exclude)
-    return bind_tables(query, _sources(instance, "predictions", "replays"))
+    return bind_tables(query, sources(instance, "predictions", "labels"))
 
 
 def build_offline_query(instance: Instance, models: Sequence[str], versions: Sequence[str]) -> exp.Expression:
@@ -268,31 +208,7 @@ def build_offline_query(instance: Instance, models: Sequence[str], versions: Seq
     query = model_filter(_OFFLINE.template.copy(), "runs", models, ())
     runs = cte_select(query, "runs")
     runs.where(in_list(exp.column("model_version", table="src"), versions, "version"), copy=False)
-    return bind_tables(query, _sources(instance, "training_runs"))
-
-
-def _window_params(start: float, end: float, width: float) -> dict[str, Any]:
-    return {"start": ts_param(start), "end": ts_param(end), "window_seconds": int(width)}
-
-
-def _int(value: Any) -> int:
-    return int(value) if value is not None else 0
-
-
-def _float(value: Any) -> float:
-    return float(value) if value is not None else 0.0
-
-
-def _group(row: QualityRow | LabelBalanceRow | ReproducibilityRow) -> GroupKey:
-    return GroupKey(str(row.model), str(row.model_version), int(row.w))
-
-
-@dataclass(frozen=True)
-class OnlineResult:
-    """Aggregates by group, plus how many result rows the engine returned."""
-
-    groups: dict[GroupKey, Any]
-    rows_fetched: int
+    return bind_tables(query, sources(instance, "training_runs"))
 
 
 def _quality_params(
@@ -300,7 +216,7 @@ def _quality_params(
     include: Sequence[str], exclude: Sequence[str],
 ) -> dict[str, Any]:
     return {
-        **_window_params(start, end, width), **model_params(include, exclude),
+        **window_params(start, end, width), **model_params(include, exclude),
         "label_delay": float(label_delay), "eps": LOGLOSS_EPS, "one_minus_eps": 1.0 - LOGLOSS_EPS,
         "missing_negative": int(instance.jobs.quality.missing_label == "negative"),
     }
@@ -309,7 +225,7 @@ def _quality_params(
 def fetch_quality(
     engine: Engine, instance: Instance, start: float, end: float, width: float, label_delay: float,
     include: Sequence[str] = (), exclude: Sequence[str] = (),
-) -> OnlineResult:
+) -> JoinedResult:
     """One :class:`QualityAggregate` per (model, version, window) of ``[start, end)``.
 
     A prediction without a counted label row is unlabeled, or a negative with the instance's
@@ -318,47 +234,30 @@ def fetch_quality(
     params = _quality_params(instance, start, end, width, label_delay, include, exclude)
     rows = engine.fetch(build_quality_query(instance, include, exclude), params)
     groups: dict[GroupKey, Any] = {
-        _group(row): QualityAggregate(
-            count=_int(row.n), valid_count=_int(row.n_valid), labeled_count=_int(row.n_labeled),
-            invalid_label_count=_int(row.n_bad_label), positives=_int(row.n_pos), sum_prediction=_float(row.sum_p),
-            sum_logloss=_float(row.sum_logloss), sum_squared_error=_float(row.sum_sq), auc_pairs2=_int(row.auc2),
+        group_key(row): QualityAggregate(
+            count=as_int(row.n), valid_count=as_int(row.n_valid), labeled_count=as_int(row.n_labeled),
+            invalid_label_count=as_int(row.n_bad_label), positives=as_int(row.n_pos),
+            sum_prediction=as_float(row.sum_p),
+            sum_logloss=as_float(row.sum_logloss), sum_squared_error=as_float(row.sum_sq), auc_pairs2=as_int(row.auc2),
         )
         for row in _QUALITY.rows(rows)
     }
-    return OnlineResult(groups, len(rows))
+    return JoinedResult(groups, len(rows))
 
 
 def fetch_label_balance(
     engine: Engine, instance: Instance, start: float, end: float, width: float, label_delay: float,
     include: Sequence[str] = (), exclude: Sequence[str] = (),
-) -> OnlineResult:
+) -> JoinedResult:
     """One :class:`LabelBalance` per (model, version, window) of ``[start, end)``, by the quality rules."""
     params = _quality_params(instance, start, end, width, label_delay, include, exclude)
     rows = engine.fetch(build_label_balance_query(instance, include, exclude), params)
     groups: dict[GroupKey, Any] = {
-        _group(row): LabelBalance(_int(row.n_labeled), _int(row.n_pos), _float(row.sum_p), _float(row.sum_logloss))
+        group_key(row): LabelBalance(as_int(row.n_labeled), as_int(row.n_pos), as_float(row.sum_p),
+                                     as_float(row.sum_logloss))
         for row in _LABEL_BALANCE.rows(rows)
     }
-    return OnlineResult(groups, len(rows))
-
-
-def fetch_reproducibility(
-    engine: Engine, instance: Instance, start: float, end: float, width: float, atol: float, rtol: float,
-    include: Sequence[str] = (), exclude: Sequence[str] = (),
-) -> OnlineResult:
-    """One :class:`ReproducibilityAggregate` per (model, version, window) of ``[start, end)``."""
-    params = {**_window_params(start, end, width), **model_params(include, exclude),
-              "atol": float(atol), "rtol": float(rtol)}
-    rows = engine.fetch(build_reproducibility_query(instance, include, exclude), params)
-    groups: dict[GroupKey, Any] = {
-        _group(row): ReproducibilityAggregate(
-            checked_count=_int(row.n_checked), missing_count=_int(row.n_missing),
-            reproduced_count=_int(row.n_reproduced), diff_count=_int(row.n_diff), sum_abs_diff=_float(row.sum_diff),
-            max_abs_diff=float(row.max_diff) if row.max_diff is not None else None,
-        )
-        for row in _REPRODUCIBILITY.rows(rows)
-    }
-    return OnlineResult(groups, len(rows))
+    return JoinedResult(groups, len(rows))
 
 
 def fetch_offline_metrics(

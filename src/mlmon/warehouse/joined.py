@@ -1,0 +1,57 @@
+"""What the statements that join served predictions with what arrives later share: the predictions
+CTE (with ``request_id``), the table bindings, the window parameters and the result record.
+
+:mod:`mlmon.warehouse.quality` joins ``labels``, :mod:`mlmon.warehouse.reproducibility` joins
+``replays``; each returns one row per (model, model_version, window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlmon.config import Instance
+from mlmon.warehouse.predictions import GroupKey, predictions_cte
+from mlmon.warehouse.sql import ts_param
+
+PREDICTIONS_CTE = predictions_cte("preds", request_id=True)
+
+
+def sources(instance: Instance, *tables: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Alias -> (physical table, column renames) for :func:`~mlmon.warehouse.sql.bind_tables`."""
+    aliases = {"predictions": "src", "labels": "lab", "replays": "rep", "training_runs": "src"}
+    out = {}
+    for table in tables:
+        physical = getattr(instance.tables, table)
+        if physical is None:
+            raise ValueError(f"table {table} is not configured")
+        out[aliases[table]] = (physical, instance.columns.get(table, {}))
+    return out
+
+
+def window_params(start: float, end: float, width: float) -> dict[str, Any]:
+    """The bound range and window width."""
+    return {"start": ts_param(start), "end": ts_param(end), "window_seconds": int(width)}
+
+
+def as_int(value: Any) -> int:
+    """A fetched count, 0 when NULL."""
+    return int(value) if value is not None else 0
+
+
+def as_float(value: Any) -> float:
+    """A fetched sum, 0.0 when NULL."""
+    return float(value) if value is not None else 0.0
+
+
+def group_key(row: Any) -> GroupKey:
+    """The (model, version, window) of a result row."""
+    return GroupKey(str(row.model), str(row.model_version), int(row.w))
+
+
+@dataclass(frozen=True)
+class JoinedResult:
+    """Aggregates by group, plus how many result rows the engine returned."""
+
+    groups: dict[GroupKey, Any]
+    rows_fetched: int
