@@ -21,8 +21,8 @@ from mlmon.cardinality import (
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, WindowOutput, model_tags
-from mlmon.metrics.descriptive import PredictionAggregate, describe
-from mlmon.metrics.drift import ks_statistic, psi
+from mlmon.metrics.descriptive import PredictionAggregate, PredictionStats, describe
+from mlmon.metrics.drift import DRIFT_METRICS, ks_statistic, psi
 from mlmon.metrics.histogram import ScoreHistogram
 from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
 from mlmon.state import JobState
@@ -35,10 +35,7 @@ log = logging.getLogger("mlmon.jobs.predictions")
 
 AVAILABLE_CHECK = "mlmon.predictions.available"
 #: every metric the job emits, per (model, model_version) and window; ``count`` also for expected but silent models
-METRICS = tuple(f"mlmon.prediction.{name}" for name in (
-    "count", "invalid_count", "mean", "stddev", "min", "max", "same_value_ratio",
-    "p05", "p25", "median", "p75", "p95", "p99", "psi", "ks_statistic",
-))
+METRICS = tuple(f"mlmon.prediction.{name}" for name in (*PredictionStats.names(), *DRIFT_METRICS))
 
 
 def _expected_models(
@@ -114,17 +111,7 @@ def compute(
         present = {key.model for key in groups}
         for key, agg in sorted(groups.items(), key=lambda kv: (kv[0].model, kv[0].model_version)):
             tags = model_tags(base, key.model, key.model_version)
-            stats = describe(agg)
-            values: dict[str, float | None] = {
-                "count": stats.count,
-                "invalid_count": stats.invalid_count,
-                "mean": stats.mean,
-                "stddev": stats.stddev,
-                "min": stats.minimum,
-                "max": stats.maximum,
-                "same_value_ratio": stats.same_value_ratio,
-                **stats.quantiles,
-            }
+            values: dict[str, float | None] = dict(describe(agg).values())
             ref = reference(key.model, window.index)
             if ref is not None and min(ref.total, agg.histogram.total) >= job.drift_min_rows:
                 values["psi"] = psi(ref, agg.histogram)

@@ -11,7 +11,7 @@ from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, Period, SeriesCounte
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
-from mlmon.metrics.quality import LabelBalance, OfflineMetrics, QualityAggregate, online_quality
+from mlmon.metrics.quality import LabelBalance, OfflineMetrics, OnlineQuality, QualityAggregate, online_quality
 from mlmon.samples import make_tags
 from mlmon.state import JobState
 from mlmon.times import iso
@@ -24,11 +24,7 @@ from mlmon.warehouse.sql import exists_query
 log = logging.getLogger("mlmon.jobs.quality")
 
 #: every metric the job emits, per (model, model_version) and matured window
-METRICS = tuple(f"mlmon.online.{name}" for name in (
-    "labeled_count", "invalid_prediction_count", "invalid_label_count", "label_coverage", "positive_rate",
-    "mean_prediction", "logloss", "auc", "brier", "calibration", "normalized_entropy", "logloss_vs_offline",
-    "auc_vs_offline",
-))
+METRICS = tuple(f"mlmon.online.{name}" for name in OnlineQuality.names())
 
 
 def lanes(instance: Instance) -> list[Lane]:

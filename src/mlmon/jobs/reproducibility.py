@@ -8,7 +8,7 @@ from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, Period, SeriesCounte
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
-from mlmon.metrics.reproducibility import reproducibility
+from mlmon.metrics.reproducibility import Reproducibility, reproducibility
 from mlmon.samples import make_tags
 from mlmon.state import JobState
 from mlmon.warehouse.cardinality import fetch_pairs
@@ -16,9 +16,7 @@ from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.reproducibility import fetch_reproducibility
 
 #: every metric the job emits, per (model, model_version) and window
-METRICS = tuple(f"mlmon.reproducibility.{name}" for name in (
-    "rate", "checked_count", "missing_count", "mean_abs_diff", "max_abs_diff",
-))
+METRICS = tuple(f"mlmon.reproducibility.{name}" for name in Reproducibility.names())
 
 
 def lanes(instance: Instance) -> list[Lane]:

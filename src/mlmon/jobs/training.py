@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, SeriesCounter, tag_keys
 from mlmon.config import Instance, TrainingJob
 from mlmon.jobs.spec import JobSpec, Snapshot
-from mlmon.metrics.training import feature_stats, lineage
+from mlmon.metrics.training import FeatureStats, Lineage, feature_stats, lineage
 from mlmon.samples import Sample, make_tags
 from mlmon.warehouse.cardinality import fetch_feature_counts
 from mlmon.warehouse.engines import Engine, QueryError
@@ -26,14 +26,9 @@ from mlmon.warehouse.training import fetch_runs
 PREFIX = "mlmon.training."
 FEATURE_PREFIX = "mlmon.training.feature."
 #: lineage metrics, per model, tagged with its latest version
-LINEAGE_METRICS = tuple(PREFIX + name for name in (
-    "rows", "valid_rows", "valid_logloss", "valid_auc", "rows_change_prev", "rows_change_30d",
-    "valid_logloss_change_prev", "valid_auc_change_prev", "model_age_hours",
-))
+LINEAGE_METRICS = tuple(PREFIX + name for name in Lineage.names())
 #: feature metrics, per (model, feature) of the latest version; ``value_share`` also per ``value``
-FEATURE_METRICS = tuple(FEATURE_PREFIX + name for name in (
-    "null_ratio", "mean", "stddev", "distinct_count", "same_value_ratio", "psi_prev", "value_share",
-))
+FEATURE_METRICS = tuple(FEATURE_PREFIX + name for name in (*FeatureStats.names(), "value_share"))
 METRICS = LINEAGE_METRICS + FEATURE_METRICS
 #: Datadog's limit on the length of a tag
 MAX_TAG_LENGTH = 200

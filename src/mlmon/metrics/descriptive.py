@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +91,23 @@ class PredictionStats:
     maximum: float | None
     quantiles: dict[str, float]
     same_value_ratio: float | None
+
+    #: metric suffix -> field, for the scalar statistics (the quantiles follow, named as in :data:`QUANTILES`)
+    SCALARS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("count", "count"), ("invalid_count", "invalid_count"), ("mean", "mean"), ("stddev", "stddev"),
+        ("min", "minimum"), ("max", "maximum"), ("same_value_ratio", "same_value_ratio"),
+    )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every metric suffix the statistics can report, in order."""
+        return (*(name for name, _ in cls.SCALARS), *(name for name, _ in QUANTILES))
+
+    def values(self) -> dict[str, float]:
+        """Metric suffix -> value, for the defined statistics only."""
+        out = {name: getattr(self, attr) for name, attr in self.SCALARS}
+        out.update(self.quantiles)
+        return {name: float(v) for name, v in out.items() if v is not None}
 
 
 def _finite(value: float | None) -> float | None:

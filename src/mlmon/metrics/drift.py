@@ -17,6 +17,8 @@ import numpy.typing as npt
 from mlmon.metrics.histogram import ScoreHistogram
 
 PSI_BINS = 10
+#: the drift metrics a window reports against its reference
+DRIFT_METRICS = ("psi", "ks_statistic")
 PSI_EPS = 1e-4
 
 

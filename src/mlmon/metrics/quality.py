@@ -10,7 +10,7 @@ Mann-Whitney form of the area under the curve scikit-learn integrates, hence exa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -135,21 +135,19 @@ class OnlineQuality:
     auc_vs_offline: float | None
     one_class: bool
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every metric suffix it can report: its fields, ``one_class`` (a flag) aside."""
+        return tuple(f.name for f in fields(cls) if f.name != "one_class")
+
     def values(self) -> dict[str, float]:
-        """Metric suffix -> value, for the defined metrics only."""
-        out = {
-            "labeled_count": self.labeled_count,
-            "invalid_prediction_count": self.invalid_prediction_count,
-            "invalid_label_count": self.invalid_label_count,
-        }
-        for name in (
-            "label_coverage", "positive_rate", "mean_prediction", "logloss", "auc", "brier", "calibration",
-            "normalized_entropy", "logloss_vs_offline", "auc_vs_offline",
-        ):
+        """Metric suffix -> value, for the defined (not None, finite) metrics only."""
+        out = {}
+        for name in self.names():
             value = getattr(self, name)
             if value is not None and math.isfinite(value):
-                out[name] = value
-        return {k: float(v) for k, v in out.items()}
+                out[name] = float(value)
+        return out
 
 
 def binary_entropy(rate: float) -> float:

@@ -9,7 +9,7 @@ reproducibility problem, so the strictest reading is taken). Its difference is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -59,14 +59,14 @@ class Reproducibility:
     mean_abs_diff: float | None
     max_abs_diff: float | None
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every metric suffix it can report: its fields."""
+        return tuple(f.name for f in fields(cls))
+
     def values(self) -> dict[str, float]:
         """Metric suffix -> value, for the defined metrics only."""
-        out = {"checked_count": float(self.checked_count), "missing_count": float(self.missing_count)}
-        for name in ("rate", "mean_abs_diff", "max_abs_diff"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = float(value)
-        return out
+        return {name: float(v) for name in self.names() if (v := getattr(self, name)) is not None}
 
 
 def reproducibility(agg: ReproducibilityAggregate) -> Reproducibility:

@@ -59,9 +59,14 @@ class Lineage:
     valid_auc_change_prev: float | None = None
     model_age_hours: float | None = None
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every metric suffix it can report: its fields."""
+        return tuple(f.name for f in fields(cls))
+
     def values(self) -> dict[str, float]:
         """The defined metrics by name (the suffix after ``mlmon.training.``)."""
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
 
 
 def _finite(value: float | None) -> float | None:
@@ -134,12 +139,14 @@ class FeatureStats:
     psi_prev: float | None = None
     value_shares: Mapping[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every scalar metric suffix it can report: its fields, ``value_shares`` (one series per value) aside."""
+        return tuple(f.name for f in fields(cls) if f.name != "value_shares")
+
     def values(self) -> dict[str, float]:
         """The defined scalar metrics by name (``value_shares`` apart)."""
-        return {
-            f.name: v for f in fields(self)
-            if f.name != "value_shares" and (v := getattr(self, f.name)) is not None
-        }
+        return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
 
 
 def numeric_psi(latest: FeatureAggregate, previous: FeatureAggregate) -> float | None:
