@@ -48,9 +48,9 @@ class Counted:
 
 
 @dataclass(frozen=True)
-class Horizon:
-    """What bounds a first run: ``lookback`` (``mlmon plan --lookback``) replaces ``initial_lookback`` and
-    the destination's ``horizon`` (seconds; None when it keeps any age)."""
+class FirstRun:
+    """What bounds a planned first run: the destination's ``horizon`` (seconds; None when it keeps any age),
+    unless ``lookback`` (``mlmon plan --lookback``) asks for a whole period instead of ``initial_lookback``."""
 
     lookback: float | None = None
     horizon: float | None = None

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mlmon.cardinality import Horizon, Period, SeriesCount, tag_keys
+from mlmon.cardinality import FirstRun, Period, SeriesCount, tag_keys
 from mlmon.config import Config, Instance
 from mlmon.jobs import JOBS, JobSpec
 from mlmon.jobs.spec import absent_default_table
@@ -100,7 +100,7 @@ def _agent_rows(job: str, base: Sequence[str], *, lag: bool) -> list[SeriesCount
 
 
 def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, spec: JobSpec, now: float,
-              horizon: Horizon, base: Sequence[str]) -> JobPlan:
+              first_run: FirstRun, base: Sequence[str]) -> JobPlan:
     job = spec.name
     agent = _agent_rows(job, base, lag=spec.windowed)
     if engine is None:
@@ -114,7 +114,7 @@ def _plan_job(engine: Engine | None, unreachable: str, instance: Instance, spec:
                 return JobPlan(job, "skipped", _agent_rows(job, base, lag=False),
                                message=f"table {name} (default name) does not exist; mlmon run skips the job")
             return JobPlan(job, "error", agent, message=f"instance {instance.name}, job {job}, table {name}: {problem}")
-        counted = spec.series(engine, instance, now, horizon, base)
+        counted = spec.series(engine, instance, now, first_run, base)
     except WarehouseError as exc:
         return JobPlan(job, "error", agent, message=f"instance {instance.name}: {exc}")
     except QueryError as exc:
@@ -130,7 +130,7 @@ def plan_instance(
     """The series every job of ``instance`` will create (one connection, closed before returning)."""
     base = config.base_tags(instance)
     # the configured sink's horizon bounds a first run, as in the agent
-    horizon = Horizon(lookback, config.init_config.datadog.horizon)
+    first_run = FirstRun(lookback, config.init_config.datadog.horizon)
     plan = InstancePlan(instance.name, instance.warehouse.engine)
     engine: Engine | None = None
     unreachable = ""
@@ -147,7 +147,7 @@ def plan_instance(
                     engine = engine_factory(instance.warehouse)
                 except WarehouseError as exc:
                     unreachable = f"instance {instance.name}: {exc}"
-            job_plan = _plan_job(engine, unreachable, instance, spec, now, horizon, base)
+            job_plan = _plan_job(engine, unreachable, instance, spec, now, first_run, base)
             if engine is not None and job_plan.status != "skipped":
                 job_plan.checks.append(SeriesCount(JOB_CHECK, tag_keys(base, "instance", "job"), 1))
             plan.jobs.append(job_plan)

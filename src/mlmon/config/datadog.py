@@ -76,10 +76,10 @@ class DatadogConfig(_Frozen):
     def resolved_api_host(self) -> str:
         """API base URL: ``DATADOG_HOST``, then ``DD_SITE`` when set; else ``api_host``, then ``site``;
         else datadoghq.com."""
-        if _env("DATADOG_HOST"):
-            return str(_env("DATADOG_HOST")).rstrip("/")
-        if _env("DD_SITE"):
-            return f"https://api.{_env('DD_SITE')}"
+        if host := _env("DATADOG_HOST"):
+            return host.rstrip("/")
+        if site := _env("DD_SITE"):
+            return f"https://api.{site}"
         if self.api_host:
             return self.api_host.rstrip("/")
         if self.site:

@@ -11,7 +11,7 @@ from mlmon.cardinality import (
     DAY,
     MODEL_KEYS,
     Counted,
-    Horizon,
+    FirstRun,
     Period,
     SeriesCount,
     SeriesCounter,
@@ -154,14 +154,14 @@ def _last_version(
     return max(keys, key=lambda k: (k.window_index, k.model_version)).model_version if keys else ""
 
 
-def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, base: Sequence[str]) -> Counted:
     """Per (model, model_version) with rows in the period: ``count``, ``invalid_count``; with valid rows the
     other statistics; ``psi`` and ``ks_statistic`` when the model also has valid rows in the drift reference
     range. Plus one ``count`` series for each expected model (configured, or with rows in the day before the
     period's end) silent in some window of the period, tagged with the version of its latest row."""
     job = instance.jobs.predictions
     (lane,) = lanes(instance)
-    windows = horizon.period(now, job, lane)
+    windows = first_run.period(now, job, lane)
     start, end = windows[0].start, windows[-1].end
     seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start - DAY,
                        ref_start=start - job.drift_reference, ref_end=end - job.drift_reference, include=lane.include)

@@ -7,7 +7,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, Period, SeriesCounter, model_pairs, tag_keys
+from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
@@ -100,7 +100,7 @@ def compute(
     return Batch(outputs, fetched, problems)
 
 
-def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, base: Sequence[str]) -> Counted:
     """Per (model, model_version) with rows in the period: the three counts; with valid rows the other
     metrics (``logloss_vs_offline`` and ``auc_vs_offline`` only with ``training_runs`` configured)."""
     job = instance.jobs.quality
@@ -108,7 +108,7 @@ def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, bas
     valid: set[tuple[str, str]] = set()
     periods = []
     for lane in lanes(instance):
-        windows = horizon.period(now, job, lane)
+        windows = first_run.period(now, job, lane)
         start, end = windows[0].start, windows[-1].end
         seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start,
                            ref_end=start, include=lane.include, exclude=lane.exclude)

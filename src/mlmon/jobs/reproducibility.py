@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, Period, SeriesCounter, model_pairs, tag_keys
+from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
@@ -45,11 +45,11 @@ def compute(
     return Batch(outputs, result.rows_fetched)
 
 
-def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, base: Sequence[str]) -> Counted:
     """Per (model, model_version) with valid rows in the period: the five metrics."""
     job = instance.jobs.reproducibility
     (lane,) = lanes(instance)
-    windows = horizon.period(now, job, lane)
+    windows = first_run.period(now, job, lane)
     start, end = windows[0].start, windows[-1].end
     seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start, ref_end=start,
                        include=lane.include)

@@ -22,7 +22,7 @@ from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.sql import exists_query
 
 if TYPE_CHECKING:
-    from mlmon.cardinality import Counted, Horizon
+    from mlmon.cardinality import Counted, FirstRun
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ WindowCompute = Callable[[Engine, Instance, Sequence[Window], Lane, JobState, It
 #: a snapshot job's statements
 SnapshotCompute = Callable[[Engine, Instance, Iterable[str], float], Snapshot]
 #: the series a first run creates, for ``mlmon plan``
-SeriesRule = Callable[[Engine, Instance, float, "Horizon", Sequence[str]], "Counted"]
+SeriesRule = Callable[[Engine, Instance, float, "FirstRun", Sequence[str]], "Counted"]
 #: service checks sent when one of the job's statements failed
 FailureChecks = Callable[[Instance, JobState, Iterable[str], str, float], list[ServiceCheck]]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from mlmon.cardinality import MODEL_KEYS, Counted, Horizon, SeriesCounter, tag_keys
+from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, SeriesCounter, tag_keys
 from mlmon.config import Instance, TrainingJob
 from mlmon.jobs.spec import JobSpec, Snapshot
 from mlmon.metrics.training import FeatureStats, Lineage, feature_stats, lineage
@@ -89,7 +89,7 @@ def compute(
     return TrainingSnapshot(samples, rows_fetched, problems)
 
 
-def series(engine: Engine, instance: Instance, now: float, horizon: Horizon, base: Sequence[str]) -> Counted:
+def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, base: Sequence[str]) -> Counted:
     """Per model, the lineage metrics of its latest version (the three ``*_change_prev`` with a previous run,
     ``rows_change_30d`` with a run 30 days older); per configured feature with rows in the latest version
     ``null_ratio`` and ``distinct_count``, with valid values ``same_value_ratio``, for numeric features

@@ -7,12 +7,15 @@ CTE (with ``request_id``), the table bindings, the window parameters and the res
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlglot import exp
+
 from mlmon.config import Instance
 from mlmon.warehouse.predictions import GroupKey, predictions_cte
-from mlmon.warehouse.sql import ts_param
+from mlmon.warehouse.sql import Statement, bind_tables, model_filter, ts_param
 
 PREDICTIONS_CTE = predictions_cte("preds", request_id=True)
 
@@ -55,3 +58,13 @@ class JoinedResult:
 
     groups: dict[GroupKey, Any]
     rows_fetched: int
+
+
+def bind_joined(
+    statement: Statement[Any], instance: Instance, joined: str, include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> exp.Expression:
+    """``statement`` over the instance's predictions and table ``joined`` (``labels``, ``replays``), restricted
+    to the models of a lane (``include``, less ``exclude``)."""
+    query = model_filter(statement.template.copy(), "preds", include, exclude)
+    return bind_tables(query, sources(instance, "predictions", joined))

@@ -42,6 +42,7 @@ from mlmon.warehouse.joined import (
     JoinedResult,
     as_float,
     as_int,
+    bind_joined,
     group_key,
     sources,
     window_params,
@@ -191,16 +192,14 @@ def build_quality_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """Predictions LEFT JOIN labels, per (model, version, window); optional model filters."""
-    query = model_filter(_QUALITY.template.copy(), "preds", include, exclude)
-    return bind_tables(query, sources(instance, "predictions", "labels"))
+    return bind_joined(_QUALITY, instance, "labels", include, exclude)
 
 
 def build_label_balance_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """The quality statement's labeled count, positives and sums per (model, version, window), no AUC."""
-    query = model_filter(_LABEL_BALANCE.template.copy(), "preds", include, exclude)
-    return bind_tables(query, sources(instance, "predictions", "labels"))
+    return bind_joined(_LABEL_BALANCE, instance, "labels", include, exclude)
 
 
 def build_offline_query(instance: Instance, models: Sequence[str], versions: Sequence[str]) -> exp.Expression:

@@ -20,12 +20,12 @@ from mlmon.warehouse.joined import (
     JoinedResult,
     as_float,
     as_int,
+    bind_joined,
     group_key,
-    sources,
     window_params,
 )
 from mlmon.warehouse.predictions import GroupKey
-from mlmon.warehouse.sql import Statement, bind_tables, model_filter, model_params
+from mlmon.warehouse.sql import Statement, model_params
 
 
 class ReproducibilityRow(NamedTuple):
@@ -80,8 +80,7 @@ def build_reproducibility_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
     """Predictions LEFT JOIN replays, per (model, version, window); optional model filters."""
-    query = model_filter(_REPRODUCIBILITY.template.copy(), "preds", include, exclude)
-    return bind_tables(query, sources(instance, "predictions", "replays"))
+    return bind_joined(_REPRODUCIBILITY, instance, "replays", include, exclude)
 
 
 def fetch_reproducibility(
