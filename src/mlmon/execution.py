@@ -20,7 +20,7 @@ from mlmon.jobs.windows import Lane, Window, WindowOutput
 from mlmon.reports import JobReport, JobStatus, record_error
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState
-from mlmon.warehouse.engines import Engine, OutOfMemory, QueryError, WarehouseError
+from mlmon.warehouse.engines import Engine, OutOfMemory, QueryError, QueryTimeout, WarehouseError
 
 log = logging.getLogger("mlmon.runner")
 
@@ -72,6 +72,10 @@ class WindowedRun:
                             self._memory_warning(instance, spec.name, len(windows_here))
                             continue
                         message = spec.failure(instance, exc)
+                        if isinstance(exc, QueryTimeout) and len(windows_here) > 1:
+                            message += (f" (a statement over {len(windows_here)} windows: a smaller jobs -> "
+                                        f"{spec.name} -> max_windows_per_query, or a longer query_timeout, lets a "
+                                        "catch-up through)")
                         record_error(report, message)
                         run.status.connected()
                         run.status.checks.extend(spec.failure_checks(instance, state, run.base_tags, message,

@@ -45,7 +45,16 @@ def _memory_size(value: object) -> str:
 MemorySize = Annotated[str, BeforeValidator(_memory_size)]
 
 
-class DuckDBWarehouse(_Frozen):
+class _Bounded(_Frozen):
+    """What every ``engine:`` shares: the bound on each statement."""
+
+    #: how long one statement may run (``30s``, ``10m``, ``1h`` or seconds) before the engine cuts it; a cut
+    #: statement fails its job (``mlmon.job.can_run`` CRITICAL naming this setting), its windows stay pending and
+    #: the next run tries them again. How each engine enforces it: docs/engines.md
+    query_timeout: Duration = Field(default=600.0, gt=0)
+
+
+class DuckDBWarehouse(_Bounded):
     """The embedded engine: a DuckDB file (opened read-only) and/or folders of Parquet files."""
 
     engine: Literal["duckdb"]
@@ -69,7 +78,7 @@ class DuckDBWarehouse(_Frozen):
         return self
 
 
-class PostgresWarehouse(_Frozen):
+class PostgresWarehouse(_Bounded):
     """A PostgreSQL server, by libpq URL (``postgresql://user:password@host:5432/db``)."""
 
     engine: Literal["postgres"]
@@ -77,7 +86,7 @@ class PostgresWarehouse(_Frozen):
     connect_timeout: Duration = Field(default=10.0, gt=0)
 
 
-class SparkWarehouse(_Frozen):
+class SparkWarehouse(_Bounded):
     """Apache Spark through PySpark: a local master, a cluster, or Parquet folders read by Spark.
 
     One Spark session serves the whole process (a JVM per job would be slow); it runs in UTC.
@@ -109,7 +118,7 @@ SQLALCHEMY_DIALECTS: Mapping[str, str] = {
 SQLAlchemyDialect = Literal["postgres", "duckdb", "bigquery", "snowflake", "trino", "databricks", "spark", "redshift"]
 
 
-class SQLAlchemyWarehouse(_Frozen):
+class SQLAlchemyWarehouse(_Bounded):
     """Any warehouse with a SQLAlchemy driver (BigQuery, Snowflake, Trino, Databricks SQL, Redshift, ...).
 
     The SQL dialect follows the URL's scheme unless ``dialect`` is given; the URL may hold a password or

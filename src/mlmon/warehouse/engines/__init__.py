@@ -2,7 +2,8 @@
 
 DuckDB (a file and/or Parquet folders), PostgreSQL, Apache Spark (PySpark) and any SQLAlchemy URL
 (BigQuery, Snowflake, Trino, Databricks SQL, Redshift). Every engine runs its session in UTC, so
-naive timestamps mean UTC everywhere.
+naive timestamps mean UTC everywhere, and bounds each statement by ``warehouse.query_timeout`` (a cut
+statement is a :class:`QueryTimeout`; how each engine cuts it: its module's docstring and docs/engines.md).
 
 One module per engine, each registered in :data:`ENGINES` under the config's ``engine:``; this
 package lists the public names.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlmon.config import DuckDBWarehouse, PostgresWarehouse, SparkWarehouse, SQLAlchemyWarehouse
-from mlmon.warehouse.engines.base import Engine, OutOfMemory, QueryError, WarehouseError
+from mlmon.warehouse.engines.base import Engine, OutOfMemory, QueryError, QueryTimeout, WarehouseError
 from mlmon.warehouse.engines.duckdb_engine import DuckDBEngine, open_duckdb
 from mlmon.warehouse.engines.postgres_engine import PostgresEngine, open_postgres
 from mlmon.warehouse.engines.spark_engine import SparkEngine
@@ -23,8 +24,9 @@ from mlmon.warehouse.engines.sqlalchemy_engine import SQLAlchemyEngine, open_sql
 from mlmon.warehouse.engines.type_kinds import is_numeric_type, type_kind
 
 __all__ = [
-    "ENGINES", "SPARK", "DuckDBEngine", "Engine", "OutOfMemory", "PostgresEngine", "QueryError", "SQLAlchemyEngine",
-    "SparkEngine", "SparkSessions", "WarehouseError", "is_numeric_type", "open_engine", "type_kind",
+    "ENGINES", "SPARK", "DuckDBEngine", "Engine", "OutOfMemory", "PostgresEngine", "QueryError", "QueryTimeout",
+    "SQLAlchemyEngine", "SparkEngine", "SparkSessions", "WarehouseError", "is_numeric_type", "open_engine",
+    "type_kind",
 ]
 
 #: how each ``warehouse: engine:`` opens: (its validated config, the caller's Spark sessions) -> an engine;
