@@ -51,10 +51,11 @@ def psi_on_grid(reference: list[float], current: list[float], bins: int = 10, ep
     return float(np.sum((cur_n - ref_n) * np.log(cur_n / ref_n)))
 
 
-def label_of(rows: list[tuple[float, float | None]], cutoff: float) -> float | str | None:
-    """A request's label under mlmon's rule: rows (label, label_ts) before ``cutoff`` (or undated);
-    positive if any 0/1 row is 1; ``"invalid"`` if every such row is something else; None if none."""
-    matured = [lab for lab, ts in rows if ts is None or ts < cutoff]
+def label_of(rows: list[tuple[float, float | None]], cutoff: float, since: float) -> float | str | None:
+    """A request's label under mlmon's rule: rows (label, label_ts) stamped in ``[since, cutoff)`` (the
+    window's start less label_skew, its end plus label_delay; undated rows never count); positive if any
+    0/1 row is 1; ``"invalid"`` if every such row is something else; None if none."""
+    matured = [lab for lab, ts in rows if ts is not None and since <= ts < cutoff]
     valid_labels = [lab for lab in matured if lab in (0, 1)]
     if valid_labels:
         return float(max(valid_labels))

@@ -97,7 +97,8 @@ def online_answers(now: float, label_delay: float = HOUR, seed: int = 3, scale: 
     """Three hourly windows already matured at ``now``:
 
     * ``ctr`` window A: tied scores, several label rows per request (0 then 1), labels that arrive
-      after the window but before maturity (counted) and after maturity (not), labels of 2, invalid
+      after the window but before maturity (counted) and after maturity (not), labels stamped up to
+      label_skew before the window (counted) and earlier (not), undated ones (not), labels of 2, invalid
       predictions; replays equal, slightly off, missing, NULL, duplicated and disagreeing, and of
       another version;
     * ``ctr`` window B: negatives only (one class); window C: predictions and no label at all;
@@ -118,8 +119,10 @@ def online_answers(now: float, label_delay: float = HOUR, seed: int = 3, scale: 
             labels = [(1, a + label_delay + 60)]  # arrives after maturity: unlabeled
         elif kind == 3 and k % 30 == 3:
             labels = [(2, a + 10)]  # not a label
+        elif kind == 4 and k % 20 == 4:
+            labels = [(1, None), (y, a - 2 * HOUR)]  # an undated row (never counted); one at the skew bound (counted)
         elif kind == 4:
-            labels = [(y, None)]  # undated label row
+            labels = [(y, a - 2 * HOUR - 1)]  # stamped more than label_skew before its window: unlabeled
         replays: list[tuple[str, float | None]] = [("v2", p)]
         if kind == 5:
             replays = [("v2", p + 0.003)]  # not reproduced

@@ -21,6 +21,13 @@ CONFIG = parse_config({"instances": [{
     "jobs": {"training": {"features": ["age", "device"]}},
 }]})
 INSTANCE = CONFIG.instances[0]
+#: the same with date partition columns (a data lake's dt=YYYY-MM-DD/ folders) and a renamed replays.ts
+LAKE = parse_config({"instances": [{
+    **CONFIG.instances[0].model_dump(include={"name", "tables"}),
+    "warehouse": {"engine": "duckdb", "path": "w.duckdb"},
+    "columns": {"predictions": {"ts": "served_at", "prediction": "score"}, "replays": {"ts": "served_at"}},
+    "partitions": {"predictions": "dt", "labels": "dt", "replays": "dt"},
+}]}).instances[0]
 
 
 def every_query():
@@ -30,6 +37,11 @@ def every_query():
     yield "quality-lanes", build_quality_query(INSTANCE, ["ctr_a"], ["cvr_b"])
     yield "label-balance", build_label_balance_query(INSTANCE, ["ctr_a"], ["cvr_b"])
     yield "reproducibility", build_reproducibility_query(INSTANCE, ["ctr_a"])
+    yield "reproducibility-untimed", build_reproducibility_query(INSTANCE, ["ctr_a"], timed=False)
+    yield "lake-predictions", build_query(LAKE)
+    yield "lake-quality", build_quality_query(LAKE, ["ctr_a"], ["cvr_b"])
+    yield "lake-reproducibility", build_reproducibility_query(LAKE)
+    yield "lake-plan-pairs", build_pairs_query(LAKE)
     yield "offline", build_offline_query(INSTANCE, ["ctr_a"], ["v1", "v2"])
     yield "exists", exists_query("analytics.serving.predictions")
     yield "plan-pairs", build_pairs_query(INSTANCE)
@@ -51,9 +63,12 @@ def test_query_compiles_and_round_trips(name: str, dialect: str) -> None:
     sqlglot.parse_one(sql, read=dialect)
     quote = "`" if dialect in {"bigquery", "spark", "databricks"} else '"'
     reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "label-balance",
-                         "reproducibility", "plan-pairs", "plan-pairs-lanes"}
-    if name in reads_predictions | {"probe-predictions"}:
+                         "reproducibility", "reproducibility-untimed", "plan-pairs", "plan-pairs-lanes"}
+    if name in reads_predictions | {"probe-predictions"} or name.startswith("lake-"):
         assert f"{quote}served_at{quote}" in sql
+    if name.startswith("lake-"):  # every table it reads is bounded by its partition column too
+        # predictions: the windows and the drift reference; the joins: predictions and labels or replays
+        assert sql.count(f"{quote}dt{quote}") == (1 if name == "lake-plan-pairs" else 2), sql
     assert "TIME_TO_UNIX" not in sql.upper()  # not a function anywhere but sqlglot's own tree
 
 

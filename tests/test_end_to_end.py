@@ -10,7 +10,7 @@ import pytest
 import yaml
 from tests.helpers import API_KEY, Warehouse
 from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
-from tests.scenarios import known_answers, write_every_table
+from tests.scenarios import HOUR, known_answers, write_every_table
 
 from mlmon.cli import main
 
@@ -148,7 +148,7 @@ def test_all_jobs_deliver_through_the_datadog_client(tmp_path, warehouse, intake
     assert {"mlmon.online.auc", "mlmon.reproducibility.rate", "mlmon.training.rows_change_prev",
             "mlmon.training.feature.same_value_ratio", "mlmon.training.feature.value_share"} <= names
     (model, version, end), rows = next((k, v) for k, v in sc.windows.items() if k[0] == "cvr")
-    labels = [label_of(lab, end + sc.label_delay) for _, lab, _ in rows]
+    labels = [label_of(lab, end + sc.label_delay, end - 2 * HOUR) for _, lab, _ in rows]
     want = online_quality_reference([p for p, _, _ in rows], labels, sc.offline[(model, version)])
     for name, value in want.items():
         assert got[(f"mlmon.online.{name}", model, version, int(end))]["points"][0][1] == pytest.approx(value, rel=1e-9)

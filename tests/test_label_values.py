@@ -79,8 +79,10 @@ class Clicks:
                 self.add("ctr", a, p, [(None, a + 100)], [(None, a + 100)])
             elif kind == 5 and y:  # clicked twice; the full table has its 0 and then the 1
                 self.add("ctr", a, p, [(True, a + 10), (True, a + 20)], [(0, a + 5), (1, a + 20)])
-            elif kind == 6:  # undated rows count
-                self.add("ctr", a, p, [(True, None)] if y else [], [(int(y), None)])
+            elif kind == 6 and y:  # an undated click never counts: a negative; the full table has its 0 too
+                self.add("ctr", a, p, [(True, None)], [(0, a + 30), (1, None)])
+            elif kind == 6:  # a click stamped more than label_skew before its window does not count either
+                self.add("ctr", a, p, [(True, a - HOUR - 1)], [(0, a + 30), (1, a - HOUR - 1)])
             else:
                 self.add("ctr", a, p, [(True, a + 60)] if y else [], [(int(y), a + 60)])
         for bad in (NAN, 1.5, -0.2, None):  # invalid predictions, clicked or not
@@ -103,9 +105,10 @@ class Clicks:
         self.clicks += [(rid, v, None if ts is None else utc(ts)) for v, ts in clicks]
         self.labels += [(rid, v, None if ts is None else utc(ts)) for v, ts in labels]
         cutoff = start + 2 * HOUR
-        resolved = label_of([(None if v is None else int(v), ts) for v, ts in clicks], cutoff)
+        since = start - HOUR  # label_skew's default
+        resolved = label_of([(None if v is None else int(v), ts) for v, ts in clicks], cutoff, since)
         negative = 0.0 if resolved is None else resolved
-        assert label_of(labels, cutoff) == negative, (clicks, labels)  # the two tables say the same
+        assert label_of(labels, cutoff, since) == negative, (clicks, labels)  # the two tables say the same
         self.windows.setdefault((model, start + HOUR), []).append((NAN if p is None else p, negative))
 
     def write(self, warehouse: Any) -> None:
@@ -242,7 +245,7 @@ def encode(labels: list[tuple[str, Any, float | None]], spellings: dict[Any, lis
 
 def reference_label(rows: list[tuple[Any, float | None]]) -> float | str | None:
     """The rule on logical values: "bad" and NULL are not 0/1 (mapped to a value label_of rejects)."""
-    return label_of([(-1 if lab in ("bad", None) else lab, ts) for lab, ts in rows], A + 2 * HOUR)
+    return label_of([(-1 if lab in ("bad", None) else lab, ts) for lab, ts in rows], A + 2 * HOUR, A - HOUR)
 
 
 @pytest.mark.parametrize("label_type", list(LABEL_TYPES))

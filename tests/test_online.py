@@ -53,7 +53,7 @@ def test_quality_matches_sklearn_per_window(scenario_run) -> None:
     sc, sink, reports = scenario_run
     assert reports["quality"].errors == 0, reports["quality"].messages
     for (model, version, end), rows in sc.windows.items():
-        labels = [label_of(lab, end + sc.label_delay) for _, lab, _ in rows]
+        labels = [label_of(lab, end + sc.label_delay, end - 2 * HOUR) for _, lab, _ in rows]
         want = online_quality_reference([p for p, _, _ in rows], labels, sc.offline.get((model, version)))
         got = emitted(sink, "mlmon.online.", model, version, end)
         assert got.keys() == want.keys(), (model, end)
@@ -107,8 +107,8 @@ def test_windows_wait_for_label_delay(duckdb_warehouse, tmp_path) -> None:
     got = emitted(sink, "mlmon.online.", "cvr", "v9", a)
     rows = sc.windows[("cvr", "v9", a)]
     # the cvr lane uses its own delay for the label cutoff, too
-    want = online_quality_reference([p for p, _, _ in rows], [label_of(lab, a + 6 * HOUR) for _, lab, _ in rows],
-                                    sc.offline[("cvr", "v9")])
+    labels = [label_of(lab, a + 6 * HOUR, a - 2 * HOUR) for _, lab, _ in rows]
+    want = online_quality_reference([p for p, _, _ in rows], labels, sc.offline[("cvr", "v9")])
     assert got == pytest.approx(want, rel=1e-9)
     assert StateStore(tmp_path / "state").load("ads", "quality").lanes == {"label_delay:21600": (later - 6 * HOUR)
                                                                           // HOUR * HOUR}

@@ -188,3 +188,54 @@ def test_check_command_prints_the_warning_and_exits_0(duckdb_warehouse, tmp_path
     assert "WARNING instance ads: model ctr version v1" in out and "missing_label: negative" in out
     assert "PROBLEM" not in out
     assert out.rstrip().endswith("all checks passed, with 1 warning(s) above")
+
+
+REPLAY_COLUMNS = (("request_id", "text"), ("model_version", "text"), ("prediction", "double"))
+
+
+@pytest.mark.parametrize("with_ts", [False, True])
+def test_check_says_whether_the_replays_scan_is_bounded(warehouse, with_ts) -> None:
+    """Without replays.ts every reproducibility run reads the whole table: a warning (not a problem); with
+    it, check says each run reads only its windows' replays."""
+    write_table(warehouse, "predictions", PREDICTION_COLUMNS, [])
+    write_table(warehouse, "replays", (*REPLAY_COLUMNS, *((("ts", "timestamp"),) if with_ts else ())), [])
+    tables = {"predictions": warehouse.table("predictions"), "replays": warehouse.table("replays"),
+              "labels": None, "training_runs": None, "training_features": None}
+    config = parse_config({"instances": [{"name": "ads", "warehouse": warehouse.config(), "tables": tables}]})
+    lines: list[str] = []
+    assert check_instance(config.instances[0], lines.append, now=A) == []
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    if with_ts:
+        assert not warnings
+        assert f"instance ads: table {warehouse.table('replays')} has column ts: each run reads only the replays " \
+               "of its windows" in lines
+    else:
+        assert warnings == [f"WARNING instance ads: table {warehouse.table('replays')} has no column ts (when the "
+                            "replayed request was served), so every reproducibility run reads the whole table, "
+                            "whatever its windows; add one, or name yours with columns: {replays: {ts: <column>}}"]
+
+
+def test_check_names_a_missing_or_mistyped_replay_time_and_partition_column(duckdb_warehouse) -> None:
+    """columns: {replays: {ts: served_at}} naming a missing column, and a partitions: column that is missing or
+    not a date: problems naming the setting."""
+    write_table(duckdb_warehouse, "predictions", (*PREDICTION_COLUMNS, ("dt", "timestamp")), [])
+    write_table(duckdb_warehouse, "labels", LABEL_COLUMNS, [])
+    write_table(duckdb_warehouse, "replays", REPLAY_COLUMNS, [])
+    config = parse_config({"instances": [{
+        "name": "ads", "warehouse": duckdb_warehouse.config(), "columns": {"replays": {"ts": "served_at"}},
+        "partitions": {"predictions": "dt", "labels": "day"},
+        "tables": {"training_runs": None, "training_features": None},
+    }]})
+    lines: list[str] = []
+    problems = [p.splitlines()[0] for p in check_instance(config.instances[0], lines.append, now=A)]
+    engine = f"duckdb file {duckdb_warehouse.path}: Binder Error"
+    assert problems == [
+        f'instance ads, partitions -> labels (labels.day): {engine}: Table "src" does not have a column named "day"',
+        "instance ads, partitions -> predictions (predictions.dt): the column is TIMESTAMP; expected DATE or "
+        "'YYYY-MM-DD' text",
+        # the quality job's own check runs its statement, which reads the partition column too
+        f'instance ads, tables predictions, labels (job quality): {engine}: Table "lab" does not have a column '
+        'named "day"',
+        f"instance ads, table replays (job reproducibility): columns -> replays -> ts names served_at: {engine}: "
+        'Table "src" does not have a column named "served_at"',
+    ]

@@ -48,7 +48,7 @@ from mlmon.metrics.reproducibility import ReproducibilityAggregate, reproducibil
 from mlmon.warehouse.engines import Engine, open_engine
 from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
 from mlmon.warehouse.quality import fetch_quality
-from mlmon.warehouse.reproducibility import fetch_reproducibility
+from mlmon.warehouse.reproducibility import fetch_reproducibility, replays_have_ts
 
 # database=None: no example database (a failing example is printed in full); deadline=None: DuckDB timings vary.
 PURE = settings(max_examples=100, deadline=None, database=None)
@@ -59,6 +59,7 @@ ENGINE = settings(max_examples=15, deadline=None, database=None,
 NAN, INF = float("nan"), float("inf")
 WIDTH = 600.0
 DAY = 86400.0
+HOUR = 3600.0  # label_skew's default
 T0 = 1_800_000_000.0  # a window boundary
 W0 = int(T0 // WIDTH)
 DAY_WINDOWS = int(DAY // WIDTH)
@@ -260,13 +261,16 @@ def test_online_quality_matches_sklearn(
 
 
 # label offsets from a window's cutoff (window end + label delay); None = undated label row
-MATURED_TIMES = (None, -DAY, -1.0)
-LABEL_TIMES = (*MATURED_TIMES, 0.0, 1.0)
+# a label row's time: None (undated, never counted) or (anchor, offset) from its request's cutoff (window end
+# + label_delay, excluded) or its earliest counted instant (window start - label_skew, included)
+LabelRow = tuple[Any, tuple[str, float] | None]
+MATURED_TIMES = (("cutoff", -1.0), ("since", 0.0), ("since", 1.0))
+LABEL_TIMES = (*MATURED_TIMES, None, ("cutoff", -DAY), ("cutoff", 0.0), ("cutoff", 1.0), ("since", -1.0))
 INT_LABEL_POOLS = st.sampled_from([(0,), (1,), (0, 1), (0, 1), (0, 1), (0, 1, None, 2, -1)])
 
 
 @st.composite
-def labeled_requests(draw: st.DrawFn) -> list[tuple[int, str | None, float | None, list[tuple[Any, float | None]]]]:
+def labeled_requests(draw: st.DrawFn) -> list[tuple[int, str | None, float | None, list[LabelRow]]]:
     """Requests (window, version, prediction, [(label, label-time offset)]) over three windows; mostly
     one matured label row on a tied score (two-class windows with ties), else none, several or late rows."""
     pool = st.sampled_from(draw(st.lists(POOL_VALUE, min_size=1, max_size=3)))
@@ -283,25 +287,30 @@ def labeled_requests(draw: st.DrawFn) -> list[tuple[int, str | None, float | Non
 @ENGINE
 @given(models=st.lists(labeled_requests(), min_size=1, max_size=MODELS), label_delay=st.sampled_from([0.0, 3600.0]),
        offline=OFFLINE)
-# always: a positive and a negative tied on each of two scores, and a label row exactly at the cutoff (not counted)
-@example(models=[[(0, "v1", 0.5, [(1, None)]), (0, "v1", 0.5, [(0, -1.0)]), (0, "v1", 0.2, [(0, None)]),
-                  (0, "v1", 0.2, [(1, -DAY)]), (0, "v1", 0.9, [(1, 0.0)]), (0, "v1", 0.7, [(0, -1.0), (1, 0.0)])]],
+# always: a positive and a negative tied on each of two scores, a label row exactly at the cutoff and one
+# just before the earliest counted instant (neither counted), one exactly at it (counted) and undated rows
+@example(models=[[(0, "v1", 0.5, [(1, ("since", 0.0))]), (0, "v1", 0.5, [(0, ("cutoff", -1.0))]),
+                  (0, "v1", 0.2, [(0, ("since", 0.0))]), (0, "v1", 0.2, [(1, ("cutoff", -1.0))]),
+                  (0, "v1", 0.9, [(1, ("cutoff", 0.0))]), (0, "v1", 0.7, [(0, ("cutoff", -1.0)), (1, ("cutoff", 0.0))]),
+                  (0, "v1", 0.3, [(1, ("since", -1.0)), (0, None)]), (0, "v1", 0.4, [(1, None)])]],
          label_delay=0.0, offline=None)
 def test_quality_statement_matches_sklearn(
-    models: list[list[tuple[int, str | None, float | None, list[tuple[Any, float | None]]]]],
+    models: list[list[tuple[int, str | None, float | None, list[LabelRow]]]],
     label_delay: float, offline: tuple[float, float] | None,
 ) -> None:
-    """Through DuckDB: labels joined with the maturity cutoff (strictly before), several label rows per
-    request, invalid labels and predictions; every window as scikit-learn, absent where undefined."""
+    """Through DuckDB: labels joined with the maturity cutoff (strictly before) and the skew bound (at or
+    after), several label rows per request, invalid labels and predictions; every window as scikit-learn,
+    absent where undefined."""
     predictions, labels = [], []
     windows: dict[GroupKey, list[tuple[float | None, float | str | None]]] = {}
     for m, requests in enumerate(models):
         for i, (w, version, p, label_rows) in enumerate(requests):
-            rid, cutoff = f"m{m}-{i}", T0 + (w + 1) * WIDTH + label_delay
+            rid, cutoff, since = f"m{m}-{i}", T0 + (w + 1) * WIDTH + label_delay, T0 + w * WIDTH - HOUR
             predictions.append((rid, utc(T0 + w * WIDTH + (i * 37) % WIDTH), f"m{m}", version, p))
-            dated = [(lab, None if off is None else cutoff + off) for lab, off in label_rows]
+            anchors = {"cutoff": cutoff, "since": since}
+            dated = [(lab, None if at is None else anchors[at[0]] + at[1]) for lab, at in label_rows]
             labels += [(rid, lab, None if ts is None else utc(ts)) for lab, ts in dated]
-            windows.setdefault(key(f"m{m}", version, w), []).append((p, label_of(dated, cutoff)))
+            windows.setdefault(key(f"m{m}", version, w), []).append((p, label_of(dated, cutoff, since)))
     predictions += [("late", utc(T0 + 3 * WIDTH), "m0", "v1", 0.5), ("no-model", utc(T0), None, "v1", 0.5)]
     labels += [("late", 1, None), ("no-model", 0, None), ("orphan", 1, None)]
     with duckdb_engine({"predictions": (PREDICTION_COLUMNS, predictions), "labels": (LABEL_COLUMNS, labels)}) as (
@@ -360,65 +369,86 @@ def test_reproducibility_matches_numpy_isclose(
     assert_agrees(got, want, rel=1e-12, abs_=1e-15, where=case)
 
 
+#: a replay's ``ts`` (with ``replays.ts``): (anchor, offset) from its prediction's serving time, or its window's
+#: start less replay_skew (the earliest counted, included) or end plus replay_skew (excluded)
+REPLAY_TIMES = (("served", 0.0), ("served", 0.0), ("since", 0.0), ("since", -1.0), ("until", -1.0), ("until", 0.0))
+ReplayRow = tuple[str | None, float | None, tuple[str, float]]
+COUNTED_REPLAY_TIMES = {("served", 0.0), ("since", 0.0), ("until", -1.0)}
+
+
 @st.composite
 def replayed_request(draw: st.DrawFn, pool: Sequence[float | None], atol: float, rtol: float
-                     ) -> tuple[int, str | None, float | None, list[tuple[str | None, float | None]]]:
-    """(window, version, online, [(replay version, value)]): replays of the same version, another, NULL."""
+                     ) -> tuple[int, str | None, float | None, list[ReplayRow]]:
+    """(window, version, online, [(replay version, value, time)]): replays of the same version, another, NULL,
+    served at the prediction's time, at the skew bounds and outside them."""
     w, version = draw(st.sampled_from([0, 0, 1, 2])), draw(st.sampled_from(["v1", None]))
     p = draw(st.one_of(st.sampled_from(pool), st.sampled_from(pool), VALUE))
     replay_versions = st.sampled_from([version, version, "v2", None])
-    return w, version, p, draw(st.lists(st.tuples(replay_versions, replay_value(p, atol, rtol)), max_size=3))
+    rows = st.tuples(replay_versions, replay_value(p, atol, rtol), st.sampled_from(REPLAY_TIMES))
+    return w, version, p, draw(st.lists(rows, max_size=3))
 
 
 @st.composite
-def replayed_models(draw: st.DrawFn) -> tuple[float, float, list[list[tuple[int, str | None, Any, list[Any]]]]]:
-    """(atol, rtol, requests of each model) over three windows."""
-    atol, rtol = draw(ATOL), draw(RTOL)
+def replayed_models(draw: st.DrawFn) -> tuple[float, float, bool, list[list[tuple[int, str | None, Any, list[Any]]]]]:
+    """(atol, rtol, whether replays has ts, requests of each model) over three windows."""
+    atol, rtol, timed = draw(ATOL), draw(RTOL), draw(st.booleans())
     models = []
     for _ in range(draw(st.integers(1, MODELS))):
         pool = draw(st.lists(POOL_VALUE, min_size=1, max_size=4))
         models.append(draw(lists(replayed_request(pool, atol, rtol), 30)))
-    return atol, rtol, models
+    return atol, rtol, timed, models
 
 
 @ENGINE
 @given(case=replayed_models())
 # always: replays exactly on the boundary |online - replay| == atol + rtol * |replay| (reproduced), one ulp
 # beyond it (not), and an exact replay with zero tolerances (reproduced)
-@example(case=(2.0**-10, 0.0, [[
-    (0, "v1", 0.5, [("v1", 0.5 + 2.0**-10)]),
-    (0, "v1", 0.25, [("v1", 0.25 - 2.0**-10), ("v1", 0.25)]),
-    (0, "v1", 0.5, [("v1", math.nextafter(0.5 + 2.0**-10, INF))]),
+@example(case=(2.0**-10, 0.0, False, [[
+    (0, "v1", 0.5, [("v1", 0.5 + 2.0**-10, ("since", -1.0))]),
+    (0, "v1", 0.25, [("v1", 0.25 - 2.0**-10, ("served", 0.0)), ("v1", 0.25, ("until", 0.0))]),
+    (0, "v1", 0.5, [("v1", math.nextafter(0.5 + 2.0**-10, INF), ("served", 0.0))]),
 ]]))
-@example(case=(0.0, 0.0, [[(0, None, 0.3, [(None, 0.3)]), (0, None, 0.3, [(None, math.nextafter(0.3, 0.0))])]]))
+@example(case=(0.0, 0.0, False, [[(0, None, 0.3, [(None, 0.3, ("served", 0.0))]),
+                                  (0, None, 0.3, [(None, math.nextafter(0.3, 0.0), ("served", 0.0))])]]))
+# with replays.ts: replays at both skew bounds (the earliest counted, the first not counted) and one before
+@example(case=(0.0, 0.0, True, [[(0, "v1", 0.3, [("v1", 0.3, ("since", 0.0)), ("v1", 0.9, ("until", 0.0))]),
+                                 (1, "v1", 0.3, [("v1", 0.9, ("since", -1.0)), ("v1", 0.3, ("until", -1.0))]),
+                                 (2, "v1", 0.3, [("v1", 0.3, ("since", -1.0))])]]))
 def test_reproducibility_statement_matches_numpy_isclose(
-    case: tuple[float, float, list[list[tuple[int, str | None, Any, list[Any]]]]]
+    case: tuple[float, float, bool, list[list[tuple[int, str | None, Any, list[Any]]]]]
 ) -> None:
     """Through DuckDB: replays of the same (NULL-normalised) version only, NULL replays ignored,
-    duplicates that disagree, invalid values; every window as the numpy.isclose reference."""
-    atol, rtol, models = case
+    duplicates that disagree, invalid values, and with a ``ts`` column only replays served within
+    replay_skew of the prediction's window; every window as the numpy.isclose reference."""
+    atol, rtol, timed, models = case
     predictions, replays = [], []
     windows: dict[GroupKey, tuple[list[Any], list[list[Any]]]] = {}
     for m, requests in enumerate(models):
         for i, (w, version, p, replay_rows) in enumerate(requests):
-            rid = f"m{m}-{i}"
-            predictions.append((rid, utc(T0 + w * WIDTH + (i * 37) % WIDTH), f"m{m}", version, p))
-            replays += [(rid, rv, value) for rv, value in replay_rows]
+            rid, served = f"m{m}-{i}", T0 + w * WIDTH + (i * 37) % WIDTH
+            predictions.append((rid, utc(served), f"m{m}", version, p))
+            anchors = {"served": served, "since": T0 + w * WIDTH - HOUR, "until": T0 + (w + 1) * WIDTH + HOUR}
+            replays += [(rid, rv, value, utc(anchors[at[0]] + at[1])) for rv, value, at in replay_rows]
             online, matched = windows.setdefault(key(f"m{m}", version, w), ([], []))
             online.append(p)
-            matched.append([value for rv, value in replay_rows if (rv or "") == (version or "")])
+            matched.append([value for rv, value, at in replay_rows
+                            if (rv or "") == (version or "") and (not timed or at in COUNTED_REPLAY_TIMES)])
     predictions.append(("late", utc(T0 + 3 * WIDTH), "m0", "v1", 0.5))
-    replays += [("late", "v1", 0.9), ("orphan", "v1", 0.5)]
-    with duckdb_engine({"predictions": (PREDICTION_COLUMNS, predictions), "replays": (REPLAY_COLUMNS, replays)}) as (
+    replays += [("late", "v1", 0.9, utc(T0 + 3 * WIDTH)), ("orphan", "v1", 0.5, utc(T0))]
+    columns = (*REPLAY_COLUMNS, ("ts", "timestamp")) if timed else REPLAY_COLUMNS
+    rows = replays if timed else [r[:3] for r in replays]
+    with duckdb_engine({"predictions": (PREDICTION_COLUMNS, predictions), "replays": (columns, rows)}) as (
         engine, instance,
     ):
+        assert replays_have_ts(engine, instance) == timed
         result = fetch_reproducibility(engine, instance, T0, T0 + 3 * WIDTH, WIDTH, atol, rtol)
     # only windows with at least one valid prediction come back (invalid ones are filtered before grouping)
     assert result.groups.keys() == {k for k, (online, _) in windows.items() if valid(online).size}
     for k, agg in result.groups.items():
         online, matched = windows[k]
         want = reproducibility_reference(as_floats(online), matched, atol=atol, rtol=rtol)
-        assert_agrees(reproducibility(agg).values(), want, rel=1e-9, abs_=1e-12, where=(k, atol, rtol, online, matched))
+        assert_agrees(reproducibility(agg).values(), want, rel=1e-9, abs_=1e-12,
+                      where=(k, atol, rtol, timed, online, matched))
 
 
 # --------------------------------------------------------------------------------------------------

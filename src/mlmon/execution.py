@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from mlmon.config import Instance
 from mlmon.delivery import MAX_POINTS_PER_SUBMIT, Delivery
 from mlmon.jobs.spec import JobSpec
-from mlmon.jobs.windows import Lane, Window, WindowOutput
+from mlmon.jobs.windows import Lane, RunMemo, Window, WindowOutput
 from mlmon.reports import JobReport, JobStatus, record_error
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.state import JobState
@@ -53,6 +53,7 @@ class WindowedRun:
         cfg = spec.settings(instance)
         failure = ""
         queried = False
+        memo: RunMemo = {}
         try:
             for lane, windows in plan:
                 size, done = cfg.max_windows_per_query, 0
@@ -61,7 +62,8 @@ class WindowedRun:
                         return
                     windows_here = windows[done : done + size]
                     try:
-                        batch = spec.window(engine, instance, windows_here, lane, state, run.base_tags, run.clock())
+                        batch = spec.window(engine, instance, windows_here, lane, state, run.base_tags, run.clock(),
+                                            memo)
                     except WarehouseError as exc:
                         run.status.unreachable(report, exc)
                         return

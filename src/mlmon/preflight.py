@@ -85,6 +85,30 @@ def _request_id_mismatch(instance: Instance, table: str, kinds: Mapping[str, tup
             "the join on request_id needs the same kind of type in both (text, a number or UUID)")
 
 
+_PARTITION_PROBE = parse_template("SELECT src.partition_column FROM __source__ AS src WHERE 1 = 0")
+
+
+def partition_problems(engine: Engine, instance: Instance, say: Callable[[str], object]) -> list[str]:
+    """Each ``partitions:`` column exists and is a DATE or text (``'YYYY-MM-DD'``)."""
+    problems = []
+    for table, column in sorted(instance.partitions.items()):
+        physical = getattr(instance.tables, table)
+        if physical is None:
+            continue
+        where = f"instance {instance.name}, partitions -> {table} ({physical}.{column})"
+        try:
+            ((_, type_name),) = engine.column_types(bind_source(_PARTITION_PROBE, physical,
+                                                                {"partition_column": column}), {})
+        except (QueryError, WarehouseError) as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if type_kind(type_name) not in ("date", "text", "unknown"):
+            problems.append(f"{where}: the column is {type_name.upper()}; expected DATE or 'YYYY-MM-DD' text")
+            continue
+        say(f"instance {instance.name}: table {physical} is read by its date partition column {column}")
+    return problems
+
+
 def check_instance(
     instance: Instance, say: Callable[[str], object], engine_factory: Callable[..., Engine] = open_engine,
     now: float | None = None,
@@ -131,6 +155,7 @@ def check_instance(
                 fitting.add(table)
                 say(f"instance {instance.name}: table {physical} has the columns job(s) {names} need, of fitting "
                     "types")
+        problems += partition_problems(engine, instance, say)
         for spec in JOBS.values():  # a job's own checks, once the tables it reads fit
             if spec.check is not None and spec.settings(instance).enabled and set(spec.tables) <= fitting:
                 problems += spec.check(engine, instance, time.time() if now is None else now, say)

@@ -202,6 +202,7 @@ def build_frames(
         kept = served & keep_replay
         replays.append(pd.DataFrame({
             "request_id": request_id[kept], "model_version": versions[kept], "prediction": replay[kept],
+            "ts": pd.to_datetime(ts[kept], unit="s"),
         }))
 
         for d, trained_at in enumerate(trained):

@@ -19,7 +19,15 @@ from mlmon.config.assets import (
     NotifyHandle,
 )
 from mlmon.config.datadog import DatadogConfig
-from mlmon.config.instance import TABLE_COLUMNS, Config, InitConfig, Instance, Tables
+from mlmon.config.instance import (
+    OPTIONAL_COLUMNS,
+    TABLE_COLUMNS,
+    TIME_COLUMNS,
+    Config,
+    InitConfig,
+    Instance,
+    Tables,
+)
 from mlmon.config.jobs import Jobs, PredictionsJob, QualityJob, ReproducibilityJob, TimestampPolicy, TrainingJob
 from mlmon.config.load import DEFAULT_CONFIG_PATH, ConfigError, expand_env, load_config, parse_config
 from mlmon.config.types import IDENTIFIER_RE, Duration, Identifier, OptionalSecret, OptionalStr, parse_duration
@@ -37,7 +45,8 @@ from mlmon.config.warehouse import (
 )
 
 __all__ = [
-    "ASSET_IDENTITY_TAG", "DEFAULT_CONFIG_PATH", "IDENTIFIER_RE", "SQLALCHEMY_DIALECTS", "TABLE_COLUMNS",
+    "ASSET_IDENTITY_TAG", "DEFAULT_CONFIG_PATH", "IDENTIFIER_RE", "OPTIONAL_COLUMNS", "SQLALCHEMY_DIALECTS",
+    "TABLE_COLUMNS", "TIME_COLUMNS",
     "AssetTag", "AssetsConfig", "Config", "ConfigError", "DatadogConfig", "DuckDBWarehouse", "Duration",
     "Identifier", "InitConfig", "Instance", "Jobs", "MemorySize", "MonitorOverride", "MonitorThresholds",
     "NotifyHandle", "OptionalSecret", "OptionalStr", "ParquetLocation", "PostgresWarehouse", "PredictionsJob",

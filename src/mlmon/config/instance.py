@@ -51,6 +51,13 @@ TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "training_features": ("model", "model_version"),
 }
 
+#: columns of the data contract a table may have: ``replays.ts`` (when the replayed request was served)
+#: bounds the reproducibility statement's scan
+OPTIONAL_COLUMNS: Mapping[str, tuple[str, ...]] = {"replays": ("ts",)}
+
+#: the tables read by time, and their time column (a ``partitions:`` entry holds that column's UTC date)
+TIME_COLUMNS: Mapping[str, str] = {"predictions": "ts", "labels": "label_ts", "replays": "ts"}
+
 
 class Instance(_Frozen):
     """One warehouse to watch."""
@@ -59,6 +66,10 @@ class Instance(_Frozen):
     warehouse: Warehouse
     tables: Tables = Tables()
     columns: dict[str, dict[str, Identifier]] = Field(default_factory=dict)
+    #: table -> its date partition column (``dt`` of ``dt=2026-12-01/`` folders: the UTC date of the table's
+    #: time column, DATE or ``'YYYY-MM-DD'`` text); the statements then bound it too, so that the engine
+    #: reads only the partitions of the windows processed
+    partitions: dict[str, Identifier] = Field(default_factory=dict)
     models: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     jobs: Jobs = Jobs()
@@ -75,12 +86,21 @@ class Instance(_Frozen):
                 raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLE_COLUMNS)}")
             if table == "training_features":
                 continue
+            known = (*TABLE_COLUMNS[table], *OPTIONAL_COLUMNS.get(table, ()))
             for logical in renames:
-                if logical not in TABLE_COLUMNS[table]:
+                if logical not in known:
                     raise ValueError(
-                        f"unknown column {logical!r} for table {table}; "
-                        f"expected one of {', '.join(TABLE_COLUMNS[table])}"
+                        f"unknown column {logical!r} for table {table}; expected one of {', '.join(known)}"
                     )
+        return value
+
+    @field_validator("partitions")
+    @classmethod
+    def _time_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        for table in value:
+            if table not in TIME_COLUMNS:
+                raise ValueError(f"unknown table {table!r}; partitions apply to the tables read by time: "
+                                 f"{', '.join(TIME_COLUMNS)}")
         return value
 
     @field_validator("tags")
@@ -90,6 +110,10 @@ class Instance(_Frozen):
             if not tag or "," in tag or tag.startswith(("env:", "model:", "model_version:")):
                 raise ValueError(f"bad static tag {tag!r} (no commas; env/model tags are set by mlmon)")
         return value
+
+    def partition(self, table: str) -> str | None:
+        """The date partition column of ``table`` (None: not partitioned by date, or not said)."""
+        return self.partitions.get(table)
 
     def column(self, table: str, logical: str) -> str:
         """The physical column name for a logical column of the data contract."""

@@ -58,6 +58,10 @@ class QualityJob(_WindowJob):
 
     label_delay: Duration = Field(default=3600, ge=0)
     label_delay_by_model: dict[str, Duration] = Field(default_factory=dict)
+    #: how far before its prediction's window a label row may be stamped and still count (clocks that
+    #: disagree); the statement reads only labels with ``label_ts`` in [window start - label_skew,
+    #: window end + label_delay), so a run's cost does not grow with the history kept in the table
+    label_skew: Duration = Field(default=3600, ge=0)
     #: a valid prediction with no label row counted for it: ``skip`` leaves it unlabeled (out of every
     #: metric but ``label_coverage``), ``negative`` counts it as label 0 once its window has matured, for
     #: labels tables that hold only the positives (clicks, conversions). Label rows that are all invalid
@@ -69,6 +73,9 @@ class ReproducibilityJob(_WindowJob):
     """Share of online predictions that the offline replays reproduce within tolerance."""
 
     replay_delay: Duration = Field(default=3600, ge=0)
+    #: with a ``ts`` column in ``replays`` (when the replayed request was served), only replays with
+    #: ``ts`` within this much of the prediction's window count, and the statement reads only those
+    replay_skew: Duration = Field(default=3600, ge=0)
     atol: float = Field(default=1e-6, ge=0)
     rtol: float = Field(default=1e-4, ge=0)
 

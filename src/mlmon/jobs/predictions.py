@@ -20,7 +20,7 @@ from mlmon.cardinality import (
 )
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
-from mlmon.jobs.windows import Batch, Lane, Window, WindowOutput, model_tags
+from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, WindowOutput, model_tags
 from mlmon.metrics.descriptive import PredictionAggregate, PredictionStats, describe
 from mlmon.metrics.drift import DRIFT_METRICS, ks_statistic, psi
 from mlmon.metrics.histogram import ScoreHistogram
@@ -76,32 +76,52 @@ def compute(
     state: JobState,
     base_tags: Iterable[str],
     now: float,
+    memo: RunMemo,
 ) -> Batch:
-    """Query one contiguous range of windows and return per-window outputs and rows fetched."""
+    """Query one contiguous range of windows and return per-window outputs and rows fetched.
+
+    The statement reads the windows and their drift references, less the references this run computed
+    already as windows of an earlier statement (a catch-up longer than ``drift_reference``): those come
+    from ``memo``, which keeps each computed window's histograms for as long as a later window may
+    refer to it.
+    """
     job = instance.jobs.predictions
     width = job.window
     ref_offset = job.drift_reference
     start, end = windows[0].start, windows[-1].end
-    result = fetch_prediction_aggregates(
-        engine, instance, start, end, start - ref_offset, end - ref_offset, width, lane.include
-    )
     base = make_tags(base_tags)
     day_windows = round(86400 / width)
     ref_windows = round(ref_offset / width)
+    known: dict[int, dict[GroupKey, ScoreHistogram]] = memo.setdefault(f"histograms:{lane.key}", {})
+    references = range(windows[0].index - ref_windows, windows[-1].index + 1 - ref_windows)
+    unread = [i for i in references if i not in known]
+    # an empty reference range is the windows' own: nothing more is read
+    ref_start, ref_end = ((unread[0] * width, (unread[-1] + 1) * width) if unread else (start, end))
+    result = fetch_prediction_aggregates(engine, instance, start, end, ref_start, ref_end, width, lane.include)
 
     by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
+    hists: dict[int, dict[GroupKey, ScoreHistogram]] = defaultdict(dict)
     seen: dict[str, set[int]] = defaultdict(set)
     for key, agg in result.groups.items():
         by_window[key.window_index][key] = agg
+        hists[key.window_index][key] = agg.histogram
         seen[key.model].add(key.window_index)
+    keys = set(result.groups)
+    for index in references:  # what the statement would have read, had it read these references again
+        if index in known and index not in hists:
+            hists[index] = known[index]
+            keys |= set(known[index])
+            for key in known[index]:
+                seen[key.model].add(index)
 
     def reference(model: str, index: int) -> ScoreHistogram | None:
-        hists = [
-            agg.histogram
-            for key, agg in by_window.get(index - ref_windows, {}).items()
-            if key.model == model
-        ]
-        return ScoreHistogram.merge(hists) if hists else None
+        found = [hist for key, hist in hists.get(index - ref_windows, {}).items() if key.model == model]
+        return ScoreHistogram.merge(found) if found else None
+
+    for window in windows:
+        known[window.index] = dict(hists.get(window.index, {}))
+    for index in [i for i in known if i <= windows[-1].index - ref_windows]:
+        del known[index]  # no later window of this run refers to it
 
     outputs = []
     table = instance.tables.predictions
@@ -127,9 +147,9 @@ def compute(
                 out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.OK, check_tags, window.end))
                 continue
             version = (
-                _last_version(result.groups, model, windows[0].index, window.index)
+                _last_version(keys, model, windows[0].index, window.index)
                 or state.models.get(model, {}).get("version")
-                or _last_version(result.groups, model)
+                or _last_version(keys, model)
             )
             tags = make_tags(check_tags, f"model_version:{version}" if version else ())
             out.samples.append(Sample("mlmon.prediction.count", 0.0, tags, window.end))
@@ -143,7 +163,7 @@ def compute(
 
 
 def _last_version(
-    groups: dict[GroupKey, PredictionAggregate], model: str, first: float = -math.inf, before: float = math.inf
+    groups: Iterable[GroupKey], model: str, first: float = -math.inf, before: float = math.inf
 ) -> str:
     """The version ``model`` served in its latest window of ``groups`` in ``[first, before)`` ("" if none).
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
 from mlmon.jobs.spec import JobSpec
-from mlmon.jobs.windows import Batch, Lane, Window, group_outputs, no_failure_checks
+from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, group_outputs, no_failure_checks
 from mlmon.metrics.quality import LabelBalance, OfflineMetrics, OnlineQuality, QualityAggregate, online_quality
 from mlmon.samples import make_tags
 from mlmon.state import JobState
@@ -68,6 +68,7 @@ def compute(
     state: JobState,
     base_tags: Iterable[str],
     now: float,
+    memo: RunMemo,
 ) -> Batch:
     """Query one range of windows (predictions joined with labels) and return per-window outputs."""
     job = instance.jobs.quality

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlmon.config import Instance
-from mlmon.jobs.windows import Batch, Lane, Window, no_failure_checks
+from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, no_failure_checks
 from mlmon.samples import Sample, ServiceCheck
 from mlmon.state import JobState
 from mlmon.warehouse.engines import Engine, QueryError
@@ -34,8 +34,8 @@ class Snapshot:
     problems: list[str] = field(default_factory=list)
 
 
-#: a windowed job's statement over a range of windows of one lane
-WindowCompute = Callable[[Engine, Instance, Sequence[Window], Lane, JobState, Iterable[str], float], Batch]
+#: a windowed job's statement over a range of windows of one lane; the memo lives for the job's run
+WindowCompute = Callable[[Engine, Instance, Sequence[Window], Lane, JobState, Iterable[str], float, RunMemo], Batch]
 #: a snapshot job's statements
 SnapshotCompute = Callable[[Engine, Instance, Iterable[str], float], Snapshot]
 #: the series a first run creates, for ``mlmon plan``

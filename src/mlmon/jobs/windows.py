@@ -87,6 +87,11 @@ class Lane:
     exclude: tuple[str, ...] = ()
 
 
+#: what one run of a job keeps between its statements (aggregates a later statement would read again, a
+#: probe's answer), keyed by the job; a new run starts with an empty one
+RunMemo = dict[str, Any]
+
+
 @dataclass
 class Batch:
     """What one statement over a range of windows produced."""

@@ -25,7 +25,15 @@ from sqlglot import exp
 from mlmon.config import Instance
 from mlmon.warehouse.engines import Engine
 from mlmon.warehouse.features import FeatureKind, bind_features, feature_value_ctes, version_params
-from mlmon.warehouse.sql import Statement, bind_source, model_filter, model_params, ts_param
+from mlmon.warehouse.sql import (
+    Statement,
+    bind_source,
+    model_filter,
+    model_params,
+    partition_days,
+    partition_filter,
+    ts_param,
+)
 
 
 class PairRow(NamedTuple):
@@ -93,6 +101,9 @@ class VersionSeen:
     model_referenced: bool  # the model has valid rows in the drift reference range
 
 
+_PAIRS_RANGES = (("history_start", "end"),)
+
+
 def build_pairs_query(
     instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> exp.Expression:
@@ -101,6 +112,7 @@ def build_pairs_query(
     if table is None:
         raise ValueError("predictions table is not configured")
     query = model_filter(_PAIRS.template.copy(), "base", include, exclude)
+    query = partition_filter(query, "base", "src", instance.partition("predictions"), _PAIRS_RANGES)
     return bind_source(query, table, instance.columns.get("predictions", {}))
 
 
@@ -124,6 +136,8 @@ def fetch_pairs(
     """Run the statement. Raises :class:`~mlmon.warehouse.engines.QueryError`."""
     params = pairs_params(start, end, width, day_start=day_start, ref_start=ref_start, ref_end=ref_end,
                           include=include, exclude=exclude)
+    if instance.partition("predictions") is not None:
+        params.update(partition_days(params, _PAIRS_RANGES))
     rows = engine.fetch(build_pairs_query(instance, include, exclude), params)
     return [
         VersionSeen(str(row.model), str(row.model_version), bool(row.active), bool(row.valid),

@@ -3,6 +3,11 @@ CTE (with ``request_id``), the table bindings, the window parameters and the res
 
 :mod:`mlmon.warehouse.quality` joins ``labels``, :mod:`mlmon.warehouse.reproducibility` joins
 ``replays``; each returns one row per (model, model_version, window).
+
+Every table is read through a CTE bounded by time (``preds`` by ``ts`` in ``[$start, $end)``, ``labs``
+by ``label_ts``, ``reps`` by ``replays.ts`` when the table has it), so that a run's cost follows the
+windows it processes, not the history kept in the tables; with ``partitions:`` the same ranges bound the
+tables' date partition columns too.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from sqlglot import exp
 
 from mlmon.config import Instance
 from mlmon.warehouse.predictions import GroupKey, predictions_cte
-from mlmon.warehouse.sql import Statement, bind_tables, model_filter, ts_param
+from mlmon.warehouse.sql import Statement, bind_tables, model_filter, partition_days, partition_filter, ts_param
 
 PREDICTIONS_CTE = predictions_cte("preds", request_id=True)
 
@@ -60,11 +65,31 @@ class JoinedResult:
     rows_fetched: int
 
 
+#: each table a statement reads by time: (its CTE, the alias it reads the table by, the range it reads)
+READS: dict[str, tuple[str, str, tuple[str, str]]] = {
+    "predictions": ("preds", "src", ("start", "end")),
+    "labels": ("labs", "lab", ("label_start", "label_end")),
+    "replays": ("reps", "rep", ("replay_start", "replay_end")),
+}
+
+
 def bind_joined(
     statement: Statement[Any], instance: Instance, joined: str, include: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> exp.Expression:
     """``statement`` over the instance's predictions and table ``joined`` (``labels``, ``replays``), restricted
-    to the models of a lane (``include``, less ``exclude``)."""
+    to the models of a lane (``include``, less ``exclude``), with the date partition columns bounded too."""
     query = model_filter(statement.template.copy(), "preds", include, exclude)
+    for table in ("predictions", joined):
+        cte, alias, period = READS[table]
+        query = partition_filter(query, cte, alias, instance.partition(table), (period,))
     return bind_tables(query, sources(instance, "predictions", joined))
+
+
+def joined_params(instance: Instance, joined: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` and the days :func:`bind_joined`'s partition predicates bind."""
+    out = dict(params)
+    for table in ("predictions", joined):
+        if instance.partition(table) is not None:
+            out.update(partition_days(params, (READS[table][2],)))
+    return out

@@ -31,7 +31,15 @@ from mlmon.config import Instance
 from mlmon.metrics.descriptive import QUANTILES, PredictionAggregate
 from mlmon.metrics.histogram import DRIFT_BUCKETS, DRIFT_SCALE, LOGIT_RANGE, ScoreHistogram
 from mlmon.warehouse.engines import Engine
-from mlmon.warehouse.sql import Statement, bind_source, model_filter, model_params, ts_param
+from mlmon.warehouse.sql import (
+    Statement,
+    bind_source,
+    model_filter,
+    model_params,
+    partition_days,
+    partition_filter,
+    ts_param,
+)
 
 # Rank r of the q-quantile's lower neighbour is floor(q * (n - 1)); the upper one is r + 1 (capped).
 # Computed in double precision, like NumPy and like :func:`mlmon.metrics.descriptive.quantile_ranks`.
@@ -202,6 +210,10 @@ ORDER BY s.model, s.model_version, s.w
 )
 
 
+#: the time ranges the statement reads: the windows and their drift reference
+RANGES = (("start", "end"), ("ref_start", "ref_end"))
+
+
 @dataclass(frozen=True, order=True)
 class GroupKey:
     """One (model, model_version, window index) group."""
@@ -229,6 +241,7 @@ def build_query(instance: Instance, models: Sequence[str] = (), dialect: str = "
         raise ValueError("predictions table is not configured")
     statement = _DUCKDB if dialect == "duckdb" else _PORTABLE
     query = model_filter(statement.template.copy(), "base", models, ())
+    query = partition_filter(query, "base", "src", instance.partition("predictions"), RANGES)
     return bind_source(query, table, instance.columns.get("predictions", {}))
 
 
@@ -323,6 +336,9 @@ def fetch_prediction_aggregates(
 ) -> PredictionQueryResult:
     """Run the statement for one range and return aggregates for every group in it."""
     query = build_query(instance, models, engine.dialect)
-    rows = engine.fetch(query, query_params(start, end, ref_start, ref_end, window, models))
+    params = query_params(start, end, ref_start, ref_end, window, models)
+    if instance.partition("predictions") is not None:
+        params.update(partition_days(params, RANGES))
+    rows = engine.fetch(query, params)
     parse = parse_grouped_rows if engine.dialect == "duckdb" else parse_rows
     return PredictionQueryResult(parse(rows), len(rows))

@@ -13,10 +13,13 @@ default ``NULLS LAST`` in a window frame.)
 
 Per-request rules, chosen so that numbers do not depend on when the agent ran:
 
-* labels: only rows with ``label_ts`` before ``window end + label_delay`` (or NULL ``label_ts``)
-  count; a request with several such rows is positive if any valid (0/1) row is 1; a request whose
-  rows are all other values has an invalid label; a request with no such row is unlabeled, or a
-  negative with ``missing_label: negative`` (bound as ``$missing_negative``, one statement for both).
+* labels: only rows with ``label_ts`` in ``[window start - label_skew, window end + label_delay)``
+  count (a label cannot be stamped long before its prediction was served; ``label_skew`` allows for
+  clocks that disagree), so the statement reads only the labels of that range; rows with a NULL
+  ``label_ts`` never count (their arrival is unknown: they would have to be read on every run). A
+  request with several counted rows is positive if any valid (0/1) row is 1; a request whose rows are
+  all other values has an invalid label; a request with no such row is unlabeled, or a negative with
+  ``missing_label: negative`` (bound as ``$missing_negative``, one statement for both).
 * label values: INTEGER, BOOLEAN, DOUBLE or text, read through their text form in lower case,
   so that one expression type-checks on every engine whatever the column's type (PostgreSQL
   has no ``boolean = integer``). A number's text form depends on the engine (``1`` on PostgreSQL,
@@ -44,11 +47,12 @@ from mlmon.warehouse.joined import (
     as_int,
     bind_joined,
     group_key,
+    joined_params,
     sources,
     window_params,
 )
 from mlmon.warehouse.predictions import GroupKey
-from mlmon.warehouse.sql import Statement, bind_tables, cte_select, in_list, model_filter, model_params
+from mlmon.warehouse.sql import Statement, bind_tables, cte_select, in_list, model_filter, model_params, ts_param
 
 #: a label's text form (lower case) that means 1, and 0, whatever the column's type and engine
 POSITIVE_LABELS = ("1", "1.0", "1.0e0", "true")
@@ -58,23 +62,33 @@ NEGATIVE_LABELS = ("0", "0.0", "0.0e0", "false")
 def _label_value() -> str:
     """1, 0 or NULL (not a label) for one label row, as SQL (literals are mlmon's own, never config)."""
     # not trimmed: TRIM cost 5 % of the whole statement on DuckDB (so ' 1' is not a label: invalid, and counted)
-    text = "LOWER(CAST(lab.label AS VARCHAR))"
+    text = "LOWER(CAST(lb.label AS VARCHAR))"
     ones = ", ".join(f"'{v}'" for v in POSITIVE_LABELS)
     zeros = ", ".join(f"'{v}'" for v in NEGATIVE_LABELS)
     return f"CASE WHEN {text} IN ({ones}) THEN 1 WHEN {text} IN ({zeros}) THEN 0 END"
 
 
+# the labels of the range [$label_start, $label_end): what any window of [$start, $end) may count (a
+# predicate on the column itself, which the engines push into the scan: zone maps, indexes, partitions)
+_LABELS_CTE = """
+labs AS (
+  SELECT lab.request_id AS request_id, lab.label AS label, lab.label_ts AS label_ts
+  FROM __lab__ AS lab
+  WHERE lab.label_ts >= $label_start AND lab.label_ts < $label_end
+)"""
+
 # y: 1, 0, or NULL when the counted label rows are all invalid or, unless $missing_negative = 1, absent
 _MATCHED_CTE = f"""
 matched AS (
   SELECT pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok,
-    CASE WHEN COUNT(lab.request_id) > 0 THEN MAX({_label_value()})
+    CASE WHEN COUNT(lb.request_id) > 0 THEN MAX({_label_value()})
          WHEN $missing_negative = 1 THEN 0 END AS y,
-    COUNT(lab.request_id) AS label_rows
+    COUNT(lb.request_id) AS label_rows
   FROM preds AS pr
-  LEFT JOIN __lab__ AS lab
-    ON lab.request_id = pr.request_id
-    AND (lab.label_ts IS NULL OR EPOCH(lab.label_ts) < (pr.w + 1) * $window_seconds + $label_delay)
+  LEFT JOIN labs AS lb
+    ON lb.request_id = pr.request_id
+    AND EPOCH(lb.label_ts) >= pr.w * $window_seconds - $label_skew
+    AND EPOCH(lb.label_ts) < (pr.w + 1) * $window_seconds + $label_delay
   GROUP BY pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok
 )"""
 
@@ -116,7 +130,7 @@ _QUALITY = Statement(
     "quality",
     QualityRow,
     f"""
-WITH {PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE},
+WITH {PREDICTIONS_CTE},{_LABELS_CTE},{_MATCHED_CTE},{_STATS_CTE},
 ranked AS (
   SELECT model, model_version, w, y,
     RANK() OVER (PARTITION BY model, model_version, w ORDER BY p NULLS FIRST) AS r,
@@ -155,7 +169,7 @@ _LABEL_BALANCE = Statement(
     "label balance",
     LabelBalanceRow,
     f"""
-WITH {PREDICTIONS_CTE},{_MATCHED_CTE},{_STATS_CTE}
+WITH {PREDICTIONS_CTE},{_LABELS_CTE},{_MATCHED_CTE},{_STATS_CTE}
 SELECT model, model_version, w, n_labeled, n_pos, sum_p, sum_logloss
 FROM stats
 ORDER BY model, model_version, w
@@ -214,11 +228,15 @@ def _quality_params(
     instance: Instance, start: float, end: float, width: float, label_delay: float,
     include: Sequence[str], exclude: Sequence[str],
 ) -> dict[str, Any]:
-    return {
+    skew = instance.jobs.quality.label_skew
+    params = {
         **window_params(start, end, width), **model_params(include, exclude),
-        "label_delay": float(label_delay), "eps": LOGLOSS_EPS, "one_minus_eps": 1.0 - LOGLOSS_EPS,
+        "label_start": ts_param(start - skew), "label_end": ts_param(end + label_delay),
+        "label_delay": float(label_delay), "label_skew": float(skew),
+        "eps": LOGLOSS_EPS, "one_minus_eps": 1.0 - LOGLOSS_EPS,
         "missing_negative": int(instance.jobs.quality.missing_label == "negative"),
     }
+    return joined_params(instance, "labels", params)
 
 
 def fetch_quality(

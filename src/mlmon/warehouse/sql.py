@@ -179,6 +179,42 @@ def model_params(include: Sequence[str], exclude: Sequence[str]) -> dict[str, st
     return {**{f"model_{i}": m for i, m in enumerate(include)}, **{f"exclude_{i}": m for i, m in enumerate(exclude)}}
 
 
+def used_params(query: exp.Expression, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` less the values ``query`` has no placeholder for (DuckDB refuses extra named values)."""
+    used = {p.name for p in query.find_all(exp.Placeholder)}
+    return {k: v for k, v in params.items() if k in used}
+
+
+def partition_filter(
+    query: exp.Expression, cte: str, alias: str, column: str | None, ranges: Sequence[tuple[str, str]]
+) -> exp.Expression:
+    """Add ``CAST(alias.column AS VARCHAR) BETWEEN $<a>_day AND $<b>_day OR ...`` to the CTE ``cte``, one
+    term per time range ``[$a, $b)`` the CTE reads; nothing when ``column`` is None.
+
+    ``column`` is a date partition column (``dt=2026-12-01/`` folders; DATE or ``'YYYY-MM-DD'`` text) holding
+    the UTC date of the table's time column: a predicate on the partition column itself is what lets an
+    engine skip whole partitions (DuckDB and Spark over Parquet, Hive tables in Trino), where the time
+    predicate alone is checked file by file. Bind the days with :func:`partition_days`.
+    """
+    if column is None:
+        return query
+    text = exp.cast(exp.column(column, table=alias), "VARCHAR")
+    terms = [exp.Between(this=text.copy(), low=exp.Placeholder(this=f"{a}_day"), high=exp.Placeholder(this=f"{b}_day"))
+             for a, b in ranges]
+    cte_select(query, cte).where(exp.Paren(this=exp.or_(*terms)), copy=False)
+    return query
+
+
+def partition_days(params: Mapping[str, Any], ranges: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The bound days of :func:`partition_filter`: for each range ``[$a, $b)`` of ``params`` (naive UTC
+    datetimes), ``<a>_day`` is the date of ``$a`` and ``<b>_day`` that of the range's last instant."""
+    out = {}
+    for a, b in ranges:
+        out[f"{a}_day"] = params[a].date().isoformat()
+        out[f"{b}_day"] = max(params[a], params[b] - dt.timedelta(microseconds=1)).date().isoformat()
+    return out
+
+
 def _portable(node: exp.Expression, dialect: str) -> exp.Expression:
     if isinstance(node, exp.TimeToUnix):
         # sqlglot renders DuckDB's EPOCH(ts) as TIME_TO_UNIX(ts) for BigQuery, which has no such
