@@ -109,7 +109,7 @@ def test_every_model_field_is_documented_in_the_example() -> None:
               (config.DuckDBWarehouse, ""), (config.PostgresWarehouse, ""), (config.SparkWarehouse, ""),
               (config.SQLAlchemyWarehouse, ""), (config.PredictionsJob, "predictions."),
               (config.QualityJob, "quality."), (config.ReproducibilityJob, "reproducibility."),
-              (config.TrainingJob, "training."))
+              (config.TrainingJob, "training."), (config.ServingFeaturesJob, "serving_features."))
     for model, prefix in models:
         for name in model.model_fields:
             if name in {"datadog", "jobs"}:
@@ -293,3 +293,38 @@ def test_bad_durations(bad) -> None:
     """Anything else is refused."""
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("init", "warehouse", "where", "variable"),
+    [({}, {"engine": "postgres", "url": "${MLMON_TEST_UNSET_URL}"}, "instances -> 0 -> warehouse -> url",
+      "MLMON_TEST_UNSET_URL"),
+     ({"state_dir": "${MLMON_TEST_UNSET_DIR}"}, {"engine": "duckdb", "path": "w.duckdb"}, "init_config -> state_dir",
+      "MLMON_TEST_UNSET_DIR"),
+     ({}, {"engine": "duckdb", "path": "${MLMON_TEST_EMPTY}/w.duckdb"}, None, None)],
+    ids=["url", "state_dir", "partly-set"],
+)
+def test_an_unset_variable_in_a_required_value_is_an_error(tmp_path, monkeypatch, capsys, init, warehouse, where,
+                                                           variable) -> None:
+    """`url: ${UNSET}` used to become an empty URL (libpq then connects to the local socket) and `state_dir:
+    ${UNSET}` the working directory: exit 2 naming the file, the key and the variable. An optional key
+    (`api_key: ${DD_API_KEY}`, `env`) unset means "not set"; a value with text besides the variable is kept."""
+    for name in ("MLMON_TEST_UNSET_URL", "MLMON_TEST_UNSET_DIR", "MLMON_TEST_UNSET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLMON_TEST_EMPTY", "")
+    data = {"init_config": {**init, "env": "${MLMON_TEST_UNSET_KEY}",
+                            "datadog": {"api_key": "${MLMON_TEST_UNSET_KEY}", "transport": "jsonl"}},
+            "instances": [{"name": "ads", "warehouse": warehouse}]}
+    path = tmp_path / "conf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    if where is None:
+        config = load_config(path)
+        assert config.init_config.datadog.api_key is None and config.init_config.env is None
+        assert str(config.instances[0].warehouse.path) == "/w.duckdb"
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: invalid configuration\n  {where}: ${{{variable}}} is not set (the environment "
+                              f"variable {variable} is unset or empty)")
+    assert main(["check", "--config", str(path)]) == 2
+    assert f"{where}: ${{{variable}}} is not set" in capsys.readouterr().err

@@ -146,3 +146,20 @@ def test_api_sink_sends_the_latest_check_of_each_series(intake) -> None:
     ])
     sent = sorted((c["tags"][0], c["status"], c["timestamp"]) for c in intake.service_checks())
     assert sent == [("model:a", 2, int(NOW - 600)), ("model:b", 0, int(NOW - 600))]
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "-inf", "Wed, 21 Oct 2026 07:28:00 GMT", "soon"])
+def test_an_unusable_retry_after_is_no_hint(duckdb_warehouse, tmp_path, intake, value) -> None:
+    """429 with a Retry-After of -5, NaN, infinity or an HTTP date used to crash the job (time.sleep of a
+    negative or NaN delay): it is no hint, the backoff's own delays apply, and the next run delivers."""
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    sleeps: list[float] = []
+    agent = make_agent(duckdb_warehouse, tmp_path, intake, sleeps)
+    intake.fail_next(*[Reply(429, {"errors": ["Too many requests"]}, {"Retry-After": value})] * 3)
+    first = agent.run_once()[0]
+    assert first.errors >= 1 and first.windows_processed == 0
+    assert all("Too many requests" in m or "429" in m for m in first.messages), first.messages
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 0.625 and 1.0 <= sleeps[1] <= 1.25  # the backoff's
+    second = agent.run_once()[0]
+    assert second.errors == 0 and set(map(int, sc.window_ends)) <= delivered_windows(intake)

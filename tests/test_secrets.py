@@ -584,3 +584,44 @@ def test_postgres_missing_table_leaks_nothing(tmp_path, logs, capfd, caplog, pg_
     # the expected model's availability went CRITICAL in Datadog, with the reason (the table), not the password
     messages = [c.get("message", "") for c in intake.service_checks() if "model:ctr_pg" in c["tags"]]
     assert messages and all(missing in m and "does not exist" in m for m in messages), messages
+
+
+#: passwords written into the URL unencoded: each character a URL parser may stop at, so that the driver
+#: quotes a piece of the password (libpq ends the user part at the first ``@``: "failed to resolve host
+#: 'Raw2SECRET@127.0.0.1'")
+RAW_PASSWORDS = ("Raw1SECRET@Raw2SECRET", "Raw3SECRET:Raw4SECRET", "Raw5SECRET/Raw6SECRET",
+                 "Raw7SECRET%Raw8SECRET", "Raw9SECRET#RawASECRET")
+
+
+@pytest.mark.parametrize("password", RAW_PASSWORDS)
+@pytest.mark.parametrize("form", ["postgres", "sqlalchemy", "query"])
+def test_unencoded_password_characters_leak_nothing(tmp_path, capfd, password, form) -> None:
+    """A password holding an unencoded ``@``, ``:``, ``/``, ``%`` or ``#``, in a postgres URL, a SQLAlchemy
+    URL or a libpq ``?password=`` parameter: `mlmon check`, the engine's error and the can_connect message
+    sent to Datadog hold no piece of it, and still say what failed."""
+    from mlmon.samples import CheckStatus
+    from mlmon.testing import RecordingSink
+
+    port = closed_port()
+    url = {"postgres": f"postgresql://mlmon:{password}@127.0.0.1:{port}/ads",
+           "sqlalchemy": f"postgresql+psycopg://mlmon:{password}@127.0.0.1:{port}/ads",
+           "query": f"postgresql://mlmon@127.0.0.1:{port}/ads?password={password}"}[form]
+    engine = "sqlalchemy" if form == "sqlalchemy" else "postgres"
+    warehouse = {"engine": engine, "url": url, **({"connect_timeout": 1} if engine == "postgres" else {})}
+    data = {"init_config": {"state_dir": str(tmp_path / "state"), "datadog": {"transport": "jsonl",
+                                                                           "jsonl_path": str(tmp_path / "m.jsonl")}},
+            "instances": [{"name": "pg", "warehouse": warehouse}]}
+    config_path = tmp_path / "conf.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    assert main(["check", "--config", str(config_path)]) == 1
+    printed = "".join(capfd.readouterr())
+    sink = RecordingSink()
+    Agent(parse_config(data), sink).run_once()
+    checks = [c for c in sink.checks if c.name == "mlmon.warehouse.can_connect"]
+    assert checks and all(c.status is CheckStatus.CRITICAL for c in checks)
+    texts = {"mlmon check": printed, **{f"can_connect {i}": c.message or "" for i, c in enumerate(checks)}}
+    pieces = {password, *re.split(r"[@:/%#]", password)}
+    for where, text in texts.items():
+        assert "instance pg" in text, (where, text)
+        for piece in pieces:
+            assert piece not in text, (where, piece, text)

@@ -398,3 +398,31 @@ def test_duckdb_out_of_memory_is_reported_as_such(tmp_path) -> None:
     finally:
         engine.close()
     assert "memory_limit" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", ['{"watermark": "yesterday"}', '{"watermark": 1795100000, "lanes": {"x": null}}',
+                                     '{"models": {"ctr_banner": {"last_seen": "noon"}}}', "[1, 2]", '"state"'],
+                         ids=["watermark-text", "lane-null", "last_seen-text", "array", "string"])
+def test_a_wrong_typed_state_file_fails_its_job_only(healthy, tmp_path, clean, content) -> None:
+    """A state file of the wrong shape (hand-edited, another program's) used to raise a TypeError that ended
+    the run: now its job fails, with can_run CRITICAL naming the file and what is wrong, its self-metrics are
+    still sent, and the other jobs deliver; moved away, the job starts over and delivers."""
+    state_dir = tmp_path / "state"
+    bad = state_dir / "dw" / "quality.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(content)
+    run, sink, _ = agent(state_dir, instance("dw", healthy))
+    reports = by_job(run.run_once())
+    assert reports["quality"].errors == 1 and reports["quality"].windows_processed == 0
+    failed = job_check(sink, "quality")
+    assert failed.status is CheckStatus.CRITICAL
+    assert str(bad) in failed.message and "not a state file mlmon wrote" in failed.message, failed.message
+    assert "move it away to start over" in failed.message
+    assert [s for s in sink.samples if s.name == "mlmon.agent.run.errors" and "job:quality" in s.tags]
+    for job in ("predictions", "reproducibility", "training"):
+        assert reports[job].errors == 0, reports[job].messages
+        assert window_points(sink, job) == window_points(clean, job), job
+    bad.unlink()
+    sink.reset()
+    reports = by_job(run.run_once())
+    assert reports["quality"].errors == 0 and window_points(sink, "quality") == window_points(clean, "quality")

@@ -158,12 +158,17 @@ class Agent:
                 engine = self._open(run)
                 if engine is not None and self._tables_exist(engine, run):
                     run_snapshot(run, engine, self.sink)
-        except Exception as exc:  # a bug must not stop the other jobs or the scheduler
+        except Exception as exc:  # a bug or a bad state file must not stop the other jobs or the scheduler
             run.report.errors += 1
-            run.report.messages.append(f"{type(exc).__name__}: {exc}")
+            message = f"instance {instance.name}, job {job}: {type(exc).__name__}: {exc}"
+            run.report.messages.append(message)
+            run.status.ran(message)
             log.exception("instance %s job %s failed", instance.name, job)
         if self.over.sends_status:
-            self._send_self_metrics(run, started)
+            try:
+                self._send_self_metrics(run, started)
+            except Exception:
+                log.exception("instance %s job %s: agent self-metrics not computed", instance.name, job)
         return run.report
 
     def _open(self, run: JobRun) -> Engine | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -49,6 +50,37 @@ class JobState:
         return min(marks) if marks else None
 
 
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _state_problem(data: Any) -> str:
+    """What in a loaded state file is not of the shape :meth:`StateStore.save` writes ("" if nothing)."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    watermark = data.get("watermark")
+    if watermark is not None and not _is_seconds(watermark):
+        return f"watermark is {watermark!r}; expected Unix seconds or null"
+    models, lanes = data.get("models", {}), data.get("lanes", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        return "models: expected an object of objects"
+    for model, info in models.items():
+        if info.get("last_seen") is not None and not _is_seconds(info["last_seen"]):
+            return f"models -> {model} -> last_seen is {info['last_seen']!r}; expected Unix seconds or null"
+        if info.get("version") is not None and not isinstance(info["version"], str):
+            return f"models -> {model} -> version is {info['version']!r}; expected text or null"
+    if not isinstance(lanes, dict):
+        return "lanes: expected an object"
+    for lane, mark in lanes.items():
+        if not _is_seconds(mark):
+            return f"lanes -> {lane} is {mark!r}; expected Unix seconds"
+    return ""
+
+
 class StateStore:
     """JSON files under ``state_dir/<instance>/<job>.json``."""
 
@@ -67,8 +99,13 @@ class StateStore:
             return JobState()
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: unreadable state file ({exc}); move it away to start over") from None
+        problem = _state_problem(data)
+        if problem:
+            raise ValueError(f"{path}: not a state file mlmon wrote ({problem}); move it away to start over "
+                             "(the job then starts again from its initial_lookback)")
         return JobState(
-            watermark=data.get("watermark"), models=dict(data.get("models", {})), lanes=dict(data.get("lanes", {}))
+            watermark=_seconds(data.get("watermark")), models={m: dict(v) for m, v in data.get("models", {}).items()},
+            lanes={k: float(v) for k, v in data.get("lanes", {}).items()},
         )
 
     def save(self, instance: str, job: str, state: JobState) -> None:

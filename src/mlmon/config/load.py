@@ -21,15 +21,46 @@ class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid. The message names file and path."""
 
 
-def expand_env(value: Any) -> Any:
-    """Expand ``${VAR}`` in every string of a loaded YAML tree (unset variables become "")."""
+def expand_env(value: Any, unset: list[tuple[tuple[Any, ...], str]] | None = None,
+               path: tuple[Any, ...] = ()) -> Any:
+    """Expand ``${VAR}`` in every string of a loaded YAML tree (unset variables become "").
+
+    ``unset`` collects (YAML path, variable) for each string that came out empty because its variables are
+    unset or empty: :func:`parse_config` refuses those unless the key takes an empty value as "not set".
+    """
     if isinstance(value, str):
-        return _ENV_RE.sub(lambda m: os.environ.get(m.group(1), ""), value)
+        names = _ENV_RE.findall(value)
+        out = _ENV_RE.sub(lambda m: os.environ.get(m.group(1), ""), value)
+        if names and unset is not None and not out.strip():
+            unset.append((path, names[0]))
+        return out
     if isinstance(value, list):
-        return [expand_env(v) for v in value]
+        return [expand_env(v, unset, (*path, i)) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v, unset, (*path, k)) for k, v in value.items()}
     return value
+
+
+def _validated_value(config: Any, path: tuple[Any, ...]) -> Any:
+    """The validated value at a YAML ``path`` of ``config`` (attributes, mapping keys, sequence indexes)."""
+    node = config
+    for part in path:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, (list, tuple)) and isinstance(part, int):
+            node = node[part] if 0 <= part < len(node) else None
+        else:
+            node = getattr(node, str(part), None)
+        if node is None:
+            return None
+    return node
+
+
+def _unset_problems(config: Config, unset: list[tuple[tuple[Any, ...], str]]) -> list[str]:
+    """An unset variable is an error wherever an empty value would mean something (a URL, a path, a name)
+    rather than "not set" (an optional key, a secret falling back to the environment)."""
+    return [f"  {' -> '.join(map(str, path))}: ${{{name}}} is not set (the environment variable {name} is unset "
+            "or empty)" for path, name in unset if _validated_value(config, path) is not None]
 
 
 def _format_errors(source: str, error: ValidationError) -> str:
@@ -51,10 +82,14 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     """Validate an already-loaded YAML tree. Raises :class:`ConfigError` naming ``source``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with init_config and instances")
+    unset: list[tuple[tuple[Any, ...], str]] = []
     try:
-        return Config.model_validate(expand_env(data))
+        config = Config.model_validate(expand_env(data, unset))
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from None
+    if problems := _unset_problems(config, unset):
+        raise ConfigError("\n".join([f"{source}: invalid configuration", *problems]))
+    return config
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,18 @@ log = logging.getLogger("mlmon.sinks.datadog_api")
 _CLIENT_ERROR_CODES = [400, 401, 403, 404, 405, 408, 409, 413, 422, 429]
 _RETRYABLE_CODES = {408, 429}
 _MAX_RETRY_AFTER = 60.0
+
+
+def retry_after_seconds(value: object) -> float | None:
+    """A ``Retry-After`` header's delay in seconds, at most :data:`_MAX_RETRY_AFTER`; None (no hint: the
+    backoff's own delay) for anything unusable: missing, negative, NaN, infinite, an HTTP date, text."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, _MAX_RETRY_AFTER)
 
 
 class _Retryable(Exception):
@@ -125,13 +138,7 @@ class DatadogApiSink:
         status = getattr(response, "status_code", 200)
         errors = obj.get("errors") if isinstance(obj, dict) else None
         if status in _RETRYABLE_CODES:
-            delay = None
-            retry_after = getattr(response, "headers", {}).get("Retry-After")
-            if retry_after:
-                try:
-                    delay = min(float(retry_after), _MAX_RETRY_AFTER)
-                except ValueError:
-                    delay = None
+            delay = retry_after_seconds(getattr(response, "headers", {}).get("Retry-After"))
             raise _Retryable(f"HTTP {status} from {path}: {errors or 'rate limited'}", delay)
         if not 200 <= status < 300 or errors:
             raise SinkError(f"Datadog rejected {path} (HTTP {status}): {errors or obj}")
