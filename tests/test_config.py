@@ -328,3 +328,17 @@ def test_an_unset_variable_in_a_required_value_is_an_error(tmp_path, monkeypatch
                               f"variable {variable} is unset or empty)")
     assert main(["check", "--config", str(path)]) == 2
     assert f"{where}: ${{{variable}}} is not set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [1_000_000_000_000_000, "367d", "53w", float("inf"), float("nan"), "1e400"])
+def test_durations_are_bounded(value) -> None:
+    """`initial_lookback: 1000000000000000` listed windows until the machine ran out of memory: a duration
+    longer than a year and a day is refused, naming the key."""
+    data = {"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w.duckdb"},
+                           "jobs": {"predictions": {"initial_lookback": value}}}]}
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "conf.yaml")
+    assert "instances -> 0 -> jobs -> predictions -> initial_lookback: " in str(err.value)
+    assert "at most 366d" in str(err.value) or "expected a duration such as" in str(err.value)
+    assert parse_config({**data, "instances": [{**data["instances"][0], "jobs": {"predictions": {
+        "initial_lookback": "366d"}}}]}).instances[0].jobs.predictions.initial_lookback == 366 * 86400

@@ -11,10 +11,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, model_va
 IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+#: the longest duration any setting takes: a year and a day (an initial_lookback of 10^15 s once listed
+#: windows until the machine ran out of memory)
+MAX_DURATION = 366 * 86400.0
 
 
 def parse_duration(value: object) -> float:
-    """Parse ``30s``, ``10m``, ``1h``, ``1d``, ``1w`` or a number of seconds into seconds."""
+    """Parse ``30s``, ``10m``, ``1h``, ``1d``, ``1w`` or a number of seconds into seconds (at most
+    :data:`MAX_DURATION`)."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 10m, 1h or 1d")
     if isinstance(value, int | float):
@@ -25,6 +29,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected a duration such as 30s, 10m, 1h or 1d, got {value!r}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if not seconds <= MAX_DURATION:  # NaN and inf too
+        raise ValueError(f"expected a duration of at most 366d (a year), got {value!r}")
     return seconds
 
 
