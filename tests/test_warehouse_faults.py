@@ -20,7 +20,8 @@ from tests.scenarios import known_answers
 from mlmon.config import parse_config
 from mlmon.runner import Agent, JobReport
 from mlmon.samples import CheckStatus
-from mlmon.scenarios import build_frames, write_duckdb
+from mlmon.scenarios import DAY, HOUR, build_frames, write_duckdb
+from mlmon.state import StateStore
 from mlmon.testing import RecordingSink
 
 END = 1_795_183_380.0  # 2026-11-20 14:03 UTC
@@ -426,3 +427,46 @@ def test_a_wrong_typed_state_file_fails_its_job_only(healthy, tmp_path, clean, c
     sink.reset()
     reports = by_job(run.run_once())
     assert reports["quality"].errors == 0 and window_points(sink, "quality") == window_points(clean, "quality")
+
+
+def test_a_clock_that_jumped_ahead_does_not_silence_the_jobs(tmp_path) -> None:
+    """One run with the clock a day ahead (a bad NTP step) processes a day of windows before their data
+    exists and used to leave the watermark there: nothing sent for a day, lag_seconds 0. Now the next run on
+    a correct clock moves the watermark back to its latest due window, says so (a warning, can_run WARNING,
+    a lag that is not 0), and the windows come again once their data is there, as a clean agent sends them."""
+    early, late = tmp_path / "early.duckdb", tmp_path / "late.duckdb"
+    write_duckdb(early, build_frames(END, hours=30))
+    write_duckdb(late, build_frames(END + 2 * HOUR, hours=32))
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(early, path)
+    run, sink, clock = agent(tmp_path / "state", instance("dw", path))
+    run.run_once()
+    clock[0] = END + DAY  # the clock jumps a day ahead: a day of empty windows "delivered"
+    run.run_once()
+    jumped = StateStore(tmp_path / "state").load("dw", "predictions").watermark
+    assert jumped is not None and jumped > END + DAY - HOUR
+
+    clock[0] = END + 600  # back on time
+    sink.reset()
+    reports = by_job(run.run_once())
+    for job in ("predictions", "quality", "reproducibility"):
+        check = job_check(sink, job)
+        assert check.status is CheckStatus.WARNING, (job, check)
+        assert "watermark ahead of the clock" in check.message and "processed again" in check.message
+    assert StateStore(tmp_path / "state").load("dw", "predictions").watermark == 1_795_183_200  # 14:00
+    (lag,) = [s for s in sink.samples if s.name == "mlmon.agent.lag_seconds" and "job:predictions" in s.tags]
+    assert lag.value == pytest.approx(END + 600 - 1_795_183_200)
+    assert reports["predictions"].errors == 0
+
+    shutil.copy(late, path)  # the data of the hours after END arrives
+    clock[0] = END + 2 * HOUR + 600
+    sink.reset()
+    run.run_once()
+    clean_run, clean, clean_clock = agent(tmp_path / "clean", instance("dw", path))
+    clean_clock[0] = clock[0]
+    clean_run.run_once()  # a clean agent: from its initial lookback (2 h) to the same time
+    after = {p for p in window_points(sink, "predictions") if p[2] > END}
+    assert after == {p for p in window_points(clean, "predictions") if p[2] > END}
+    assert {p[2] for p in after} == {1_795_183_200 + 600 * i for i in range(1, 13)}  # 14:10 ... 16:00
+    counts = [s.value for s in sink.samples if s.name == "mlmon.prediction.count" and s.timestamp > END]
+    assert counts and min(counts) > 0  # real rows, not the empty windows of the jump

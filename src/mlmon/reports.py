@@ -64,6 +64,8 @@ class JobStatus:
     base_tags: Sequence[str]
     clock: Callable[[], float]
     checks: list[ServiceCheck] = field(default_factory=list)
+    #: what went wrong without failing the job (a watermark ahead of the clock): ``can_run`` WARNING
+    warning: str = ""
 
     def unreachable(self, report: JobReport, problem: object) -> None:
         """The warehouse could not be reached: an error, and ``can_connect`` CRITICAL with the reason."""
@@ -78,7 +80,8 @@ class JobStatus:
         self.checks.append(ServiceCheck(CAN_CONNECT_CHECK, CheckStatus.OK, tags, self.clock()))
 
     def ran(self, failure: str = "") -> None:
-        """``mlmon.job.can_run``: CRITICAL with ``failure`` when a statement of the job failed, else OK."""
+        """``mlmon.job.can_run``: CRITICAL with ``failure`` when a statement of the job failed, else WARNING
+        with :attr:`warning` if there is one, else OK."""
         tags = make_tags(self.base_tags, f"instance:{self.instance}", f"job:{self.job}")
-        status = CheckStatus.CRITICAL if failure else CheckStatus.OK
-        self.checks.append(ServiceCheck(JOB_CHECK, status, tags, self.clock(), failure))
+        status = CheckStatus.CRITICAL if failure else CheckStatus.WARNING if self.warning else CheckStatus.OK
+        self.checks.append(ServiceCheck(JOB_CHECK, status, tags, self.clock(), failure or self.warning))

@@ -13,6 +13,7 @@ what happens once they are delivered is the run's :class:`Range`: :class:`LiveRa
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -198,10 +199,13 @@ class Agent:
         assert spec.lanes is not None
         key = self.over.state_key(instance, spec.name)
         state = self.store.load(instance.name, key)
-        run.report.watermark = state.oldest_watermark()
         now = self.clock()
+        self._rewind_future_watermarks(run, state, key, now)
+        run.report.watermark = state.oldest_watermark()
         plan = [(lane, self.over.windows(instance, spec, lane, state, now)) for lane in spec.lanes(instance)]
         if not any(windows for _, windows in plan):
+            if run.status.warning:  # nothing due yet: the warning still goes out
+                run.status.ran()
             return
         engine = self._open(run)
         if engine is not None and not self._tables_exist(engine, run):
@@ -216,6 +220,29 @@ class Agent:
             run.report.watermark = state.oldest_watermark()
         if engine is not None:
             self.windowed.run(run, engine, plan, state, key, self.over.delivered)
+
+    def _rewind_future_watermarks(self, run: JobRun, state: JobState, key: str, now: float) -> None:
+        """A lane's watermark past its latest due window means the clock was ahead when it was set (a bad NTP
+        step): the windows after that due end were "delivered" before their data existed. Move the watermark
+        back to the due end, so they are processed again once they are due, and say so (a warning, and
+        ``can_run`` WARNING for this run) rather than go silent until the clock catches up."""
+        instance, spec = run.instance, run.spec
+        assert spec.lanes is not None
+        width = spec.settings(instance).window
+        rewound = []
+        for lane in spec.lanes(instance):
+            mark = state.lane_watermark(lane.key)
+            due_end = math.floor((now - lane.delay) / width) * width
+            if mark is not None and mark > due_end:
+                state.advance(lane.key, due_end)
+                rewound.append(f"{iso(mark)} back to {iso(due_end)}" + (f" (lane {lane.key})" if lane.key else ""))
+        if rewound:
+            message = (f"instance {instance.name}, job {spec.name}: watermark ahead of the clock (now {iso(now)}): "
+                       f"the clock was ahead when the windows after it were processed; moved {', '.join(rewound)}, "
+                       "those windows are processed again")
+            log.warning("%s", message)
+            run.status.warning = message
+            self.store.save(instance.name, key, state)
 
     def _send_self_metrics(self, run: JobRun, started: float) -> None:
         now, report = self.clock(), run.report
