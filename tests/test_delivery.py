@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.helpers import API_KEY, closed_port
 from tests.scenarios import known_answers
 
@@ -163,3 +164,25 @@ def test_an_unusable_retry_after_is_no_hint(duckdb_warehouse, tmp_path, intake, 
     assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 0.625 and 1.0 <= sleeps[1] <= 1.25  # the backoff's
     second = agent.run_once()[0]
     assert second.errors == 0 and set(map(int, sc.window_ends)) <= delivered_windows(intake)
+
+
+def test_the_application_key_is_not_sent_with_metrics(duckdb_warehouse, tmp_path, intake, monkeypatch) -> None:
+    """With DD_APP_KEY set (it is for `assets sync`), `mlmon run --once` and `mlmon check` used to send it on
+    every series, check_run and validate request: they carry the API key only."""
+    from mlmon.cli import main
+
+    sc = known_answers(NOW)
+    duckdb_warehouse.write_predictions(sc.rows)
+    monkeypatch.setenv("DD_API_KEY", API_KEY)
+    monkeypatch.setenv("DD_APP_KEY", "app-key-0123456789abcdef")
+    monkeypatch.setenv("DATADOG_HOST", intake.url)
+    config = tmp_path / "conf.yaml"
+    config.write_text(yaml.safe_dump({"init_config": {"state_dir": str(tmp_path / "state")},
+                                      "instances": [{"name": "ads", "warehouse": duckdb_warehouse.config()}]}))
+    assert main(["check", "--config", str(config)]) == 0
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    paths = {r.path for r in intake.requests}
+    assert {"/api/v1/validate", "/api/v1/series", "/api/v1/check_run"} <= paths, paths
+    for request in intake.requests:
+        assert request.headers.get("dd-api-key") == API_KEY, request.path
+        assert "dd-application-key" not in request.headers and "application_key" not in request.query, request

@@ -21,9 +21,10 @@ def make_sink(cfg: DatadogConfig) -> Sink:
         return DogStatsdSink(host, port, socket_path, horizon=horizon)
     from mlmon.sinks.datadog_api import DatadogApiSink
 
+    # series, check_run and validate take the API key alone: the application key (for `assets sync`) is
+    # not sent with them
     return DatadogApiSink(
         api_key=cfg.resolved_api_key() or "",
-        app_key=cfg.resolved_app_key(),
         api_host=cfg.resolved_api_host(),
         timeout=cfg.timeout,
         max_retries=cfg.max_retries,
