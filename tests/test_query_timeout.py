@@ -417,3 +417,20 @@ def test_query_timeout_must_be_positive(warehouse, bad) -> None:
 
 def test_duration_text() -> None:
     assert [duration_text(s) for s in (1, 90, 600, 3600, 0.5, 5400)] == ["1s", "90s", "10m", "1h", "0.5s", "90m"]
+
+
+@pytest.mark.postgres
+def test_the_urls_own_libpq_options_are_kept(postgres_warehouse) -> None:
+    """`?options=-c statement_timeout=...` in the URL used to be replaced by mlmon's own options: the URL's
+    settings are kept (a statement_timeout of the user's wins over query_timeout), and the session is in UTC."""
+    from mlmon.warehouse.engines import PostgresEngine
+
+    url = f"{postgres_warehouse.url}?options=-c%20statement_timeout%3D1234%20-c%20application_name%3Dmine"
+    engine = PostgresEngine(url, connect_timeout=5, query_timeout=600)
+    try:
+        rows = engine.fetch(sqlglot.parse_one("SELECT current_setting('statement_timeout'), "
+                                              "current_setting('application_name'), current_setting('TimeZone')",
+                                              read="postgres"), {})
+    finally:
+        engine.close()
+    assert rows == [("1234ms", "mine", "UTC")]

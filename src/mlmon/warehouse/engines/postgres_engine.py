@@ -33,6 +33,18 @@ def session_options(query_timeout: float | None) -> str:
     return options
 
 
+def url_options(url: str) -> str:
+    """The libpq ``options`` the URL itself gives (``?options=-c%20search_path%3Dads``), kept after mlmon's
+    own so that a setting of the user's (a ``statement_timeout`` of their own) wins; "" when none, or when
+    the URL does not parse (connecting then says why)."""
+    import psycopg
+
+    try:
+        return str(psycopg.conninfo.conninfo_to_dict(url).get("options") or "")
+    except psycopg.Error:
+        return ""
+
+
 class PostgresEngine:
     """A PostgreSQL server; the session runs in UTC so naive timestamps mean UTC, and with ``query_timeout``
     (seconds; ``warehouse.query_timeout`` when opened from the config, None: the server's default) as its
@@ -48,7 +60,7 @@ class PostgresEngine:
         try:
             self._con = psycopg.connect(
                 url, autocommit=True, connect_timeout=max(1, int(connect_timeout)),
-                options=session_options(query_timeout),
+                options=f"{session_options(query_timeout)} {url_options(url)}".strip(),
             )
         except psycopg.Error as exc:
             raise WarehouseError(f"cannot connect to postgres: {self._scrub(exc)}") from None
