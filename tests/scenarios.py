@@ -156,7 +156,7 @@ def online_answers(now: float, label_delay: float = HOUR, seed: int = 3, scale: 
 
 
 def write_every_table(warehouse, now: float) -> OnlineScenario:
-    """Predictions, labels, replays, training runs and features: every job has work."""
+    """Predictions, labels, replays, training runs and features, serving features: every job has work."""
     from tests.tables import write_table
 
     sc = online_answers(now)
@@ -171,4 +171,13 @@ def write_every_table(warehouse, now: float) -> OnlineScenario:
                 rows.append((model, version, age, str(rng.choice(["ios", "android", "web"])), bid_floor))
     write_table(warehouse, "training_features", (("model", "text"), ("model_version", "text"), ("age", "double"),
                                                  ("device", "text"), ("bid_floor", "double")), rows)
+    # the serving inputs of the predictions, for the serving_features job: some NULL and NaN ages, a device
+    # never seen in training (tablet), more devices than a top_k of 3
+    devices = ["ios", "android", "web", "ios", "android", "tablet", "tv"]
+    serving = [(rid, ts, model, version, None if i % 13 == 0 else float("nan") if i % 29 == 0 else float(18 + i % 50),
+                devices[i % len(devices)], 0.5 if model == "ctr" else float(rng.gamma(2.0, 0.5)))
+               for i, (rid, ts, model, version, _) in enumerate(sc.predictions)]
+    write_table(warehouse, "serving_features", (("request_id", "text"), ("ts", "timestamp"), ("model", "text"),
+                                                ("model_version", "text"), ("age", "double"), ("device", "text"),
+                                                ("bid_floor", "double")), serving)
     return sc

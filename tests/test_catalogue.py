@@ -63,12 +63,14 @@ def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
     write_every_table(full, now)
     config = parse_config({
         "init_config": {"env": "test", "state_dir": str(tmp_path / "state-full")},
-        "instances": [{"name": "full", "warehouse": full.config(),
+        "instances": [{"name": "full", "warehouse": full.config(), "tables": {"serving_features": "serving_features"},
                        "jobs": {"quality": {"initial_lookback": "4h"}, "reproducibility": {"initial_lookback": "4h"},
-                                "training": {"features": ["age", "device", "bid_floor"]}}}],
+                                "training": {"features": ["age", "device", "bid_floor"]},
+                                "serving_features": {"features": ["age", "device", "bid_floor"], "top_k": 3,
+                                                     "psi_min_rows": 1, "initial_lookback": "4h"}}}],
     })
     reports = Agent(config, sink, clock=lambda: now).run_once()
-    assert {r.job for r in reports} == {"predictions", "quality", "reproducibility", "training"}
+    assert {r.job for r in reports} == {"predictions", "quality", "reproducibility", "training", "serving_features"}
     assert not [m for r in reports for m in r.messages]
     cat = catalogue()
     emitted = {s.name: s.type for s in sink.samples}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlglot
 
@@ -11,6 +13,7 @@ from mlmon.warehouse.cardinality import build_feature_counts_query, build_pairs_
 from mlmon.warehouse.predictions import build_query
 from mlmon.warehouse.quality import build_label_balance_query, build_offline_query, build_quality_query
 from mlmon.warehouse.reproducibility import build_reproducibility_query
+from mlmon.warehouse.serving import build_serving_query
 from mlmon.warehouse.sql import DIALECTS, exists_query, render
 
 CONFIG = parse_config({"instances": [{
@@ -48,6 +51,10 @@ def every_query():
     yield "plan-pairs-lanes", build_pairs_query(INSTANCE, ["ctr_a"], ["cvr_b"])
     yield "plan-features", build_feature_counts_query(
         INSTANCE, ["age", "device"], {"age": "numeric", "device": "categorical"}, [2, 1])
+    kinds: dict[str, Any] = {"age": "numeric", "device": "categorical"}
+    yield "serving", build_serving_query(INSTANCE, list(kinds), kinds, list(kinds), ["ctr_a", "cvr_b"])
+    yield "serving-no-reference", build_serving_query(INSTANCE, list(kinds), kinds)
+    yield "lake-serving", build_serving_query(LAKE, list(kinds), kinds, ["age"])
     for table in ("predictions", "labels", "replays", "training_runs", "training_features"):
         yield f"probe-{table}", probe_query(INSTANCE, table)
 
@@ -63,12 +70,14 @@ def test_query_compiles_and_round_trips(name: str, dialect: str) -> None:
     sqlglot.parse_one(sql, read=dialect)
     quote = "`" if dialect in {"bigquery", "spark", "databricks"} else '"'
     reads_predictions = {"predictions", "predictions-filtered", "quality", "quality-lanes", "label-balance",
-                         "reproducibility", "reproducibility-untimed", "plan-pairs", "plan-pairs-lanes"}
+                         "reproducibility", "reproducibility-untimed", "plan-pairs", "plan-pairs-lanes", "serving",
+                         "serving-no-reference"}
     if name in reads_predictions | {"probe-predictions"} or name.startswith("lake-"):
         assert f"{quote}served_at{quote}" in sql
     if name.startswith("lake-"):  # every table it reads is bounded by its partition column too
         # predictions: the windows and the drift reference; the joins: predictions and labels or replays
-        assert sql.count(f"{quote}dt{quote}") == (1 if name == "lake-plan-pairs" else 2), sql
+        # serving_features: its serving table only (training_features is read by version, not by time)
+        assert sql.count(f"{quote}dt{quote}") == (1 if name in {"lake-plan-pairs", "lake-serving"} else 2), sql
     assert "TIME_TO_UNIX" not in sql.upper()  # not a function anywhere but sqlglot's own tree
 
 
@@ -81,7 +90,7 @@ def test_config_values_are_placeholders_not_text() -> None:
     """Model names and versions are bound parameters; they never appear in the SQL text."""
     for dialect in DIALECTS:
         for name in ("predictions-filtered", "quality-lanes", "label-balance", "reproducibility", "offline",
-                     "plan-pairs-lanes"):
+                     "plan-pairs-lanes", "serving"):
             sql = render(QUERIES[name], dialect)
             assert "ctr_a" not in sql and "cvr_b" not in sql and "'v2'" not in sql, (name, dialect)
 

@@ -18,7 +18,7 @@ from tests.tables import write_table
 
 from mlmon.cli import main
 from mlmon.config import Config, parse_config
-from mlmon.jobs import predictions, quality, reproducibility, training
+from mlmon.jobs import JOBS, quality
 from mlmon.plan import InstancePlan, plan_config
 from mlmon.runner import AGENT_METRICS, Agent
 from mlmon.state import StateStore
@@ -27,13 +27,15 @@ from mlmon.testing import RecordingSink
 ROOT = Path(__file__).resolve().parents[1]
 NOW = 1_800_000_000.0
 DAY = 86400.0
-TABLES = ("predictions", "labels", "replays", "training_runs", "training_features")
+TABLES = ("predictions", "labels", "replays", "training_runs", "training_features", "serving_features")
 #: historical ingestion on, so that a first run (and the plan) covers the whole initial_lookback below
 INIT = {"env": "test", "datadog": {"historical_ingestion": True}}
 #: periods that cover every window of :func:`write_every_table`
 #: drift_min_rows 1: the test windows are small, and the plan counts psi as if every window had enough rows
 LOOKBACKS = {"predictions": {"initial_lookback": "5h", "drift_min_rows": 1}, "quality": {"initial_lookback": "4h"},
              "reproducibility": {"initial_lookback": "4h"}}
+#: the serving_features job with work: the scenario's serving inputs, psi from one value (as drift_min_rows above)
+SERVING = {"features": ["age", "device", "bid_floor"], "top_k": 3, "psi_min_rows": 1, "initial_lookback": "5h"}
 
 
 def make_config(warehouse: Any, tmp_path: Path, jobs: dict[str, Any] | None = None, **instance: Any) -> Config:
@@ -74,16 +76,16 @@ def write_drift_and_silence(warehouse: Any, now: float) -> None:
 def test_plan_equals_the_series_an_agent_run_emits(warehouse, tmp_path) -> None:
     """Per job and metric, the plan counts the distinct series a first run emits (drift and silence included)."""
     write_drift_and_silence(warehouse, NOW)
-    config = make_config(warehouse, tmp_path, {**LOOKBACKS, "training": {"features": ["age", "device", "bid_floor"]}})
+    config = make_config(warehouse, tmp_path, {**LOOKBACKS, "training": {"features": ["age", "device", "bid_floor"]},
+                                               "serving_features": SERVING})
     (plan,) = plan_config(config, NOW)
     reference = emitted(config, NOW, tmp_path / "agent")
-    assert {"mlmon.prediction.psi", "mlmon.online.auc", "mlmon.training.feature.value_share"} <= {
-        name for counts in reference.values() for name in counts}
+    assert {"mlmon.prediction.psi", "mlmon.online.auc", "mlmon.training.feature.value_share",
+            "mlmon.serving.feature.psi_training"} <= {name for counts in reference.values() for name in counts}
     assert reference["predictions"]["mlmon.prediction.count"] == 3  # ctr v2, cvr v9 and the silent gone v0
     assert reference["predictions"]["mlmon.prediction.psi"] == 1  # ctr only: cvr has no day-earlier twin
     assert planned(plan) == reference
-    assert [j.total for j in plan.jobs] == [sum(reference[j].values()) for j in ("predictions", "quality",
-                                                                               "reproducibility", "training")]
+    assert [j.total for j in plan.jobs] == [sum(reference[j].values()) for j in JOBS]
     assert not plan.errors
 
 
@@ -181,7 +183,8 @@ def test_missing_table_is_named_and_other_jobs_are_planned(duckdb_warehouse, tmp
     assert "instance ads, job reproducibility, table no_such_replays:" in err
     jobs = {j["job"]: j for j in json.loads(out)["instances"][0]["jobs"]}
     assert {name: j["status"] for name, j in jobs.items()} == {
-        "predictions": "planned", "quality": "planned", "reproducibility": "error", "training": "planned"}
+        "predictions": "planned", "quality": "planned", "reproducibility": "error", "training": "planned",
+        "serving_features": "skipped"}  # no features configured
     assert jobs["quality"]["total_series"] == 2 * len(quality.METRICS) + len(AGENT_METRICS)
 
 
@@ -192,13 +195,16 @@ def test_unreachable_warehouse_is_named_and_other_instances_are_planned(
     write_every_table(duckdb_warehouse, NOW)
     cfg = write_config(tmp_path / "conf.yaml", [
         {"name": "gone", "warehouse": {"engine": "duckdb", "path": str(tmp_path / "nowhere" / "w.duckdb")}},
-        {"name": "ads", "warehouse": duckdb_warehouse.config(), "jobs": LOOKBACKS},
+        {"name": "ads", "warehouse": duckdb_warehouse.config(), "tables": {"serving_features": "serving_features"},
+         "jobs": {**LOOKBACKS, "serving_features": SERVING}},
     ])
     assert main(["plan", "--config", str(cfg), "--format", "json"]) == 1
     out, err = capsys.readouterr()
     assert "instance gone: cannot open duckdb file" in err
     gone, ads = json.loads(out)["instances"]
-    assert {j["status"] for j in gone["jobs"]} == {"error"} and gone["errors"] == [gone["jobs"][0]["message"]]
+    assert {j["job"]: j["status"] for j in gone["jobs"]} == {**dict.fromkeys(JOBS, "error"),
+                                                              "serving_features": "skipped"}  # no features
+    assert gone["errors"] == [gone["jobs"][0]["message"]]
     assert {j["status"] for j in ads["jobs"]} == {"planned"} and ads["total_series"] > 0
 
 
@@ -227,7 +233,7 @@ def test_json_output_parses_and_adds_up(duckdb_warehouse, tmp_path, capsys, froz
     assert main(["plan", "--config", str(cfg), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     jobs = doc["instances"][0]["jobs"]
-    assert [j["job"] for j in jobs] == ["predictions", "quality", "reproducibility", "training"]
+    assert [j["job"] for j in jobs] == list(JOBS)
     for job in jobs:
         assert job["total_series"] == sum(m["series"] for m in job["metrics"])
     assert doc["total_series"] == doc["instances"][0]["total_series"] == sum(j["total_series"] for j in jobs)
@@ -253,6 +259,6 @@ def test_declared_metrics_are_the_catalogue() -> None:
     """The jobs' and the agent's declared metric names are exactly metadata.csv's, each once."""
     with (ROOT / "metadata.csv").open(newline="", encoding="utf-8") as fh:
         catalogue = [row["metric_name"] for row in csv.DictReader(fh)]
-    declared = [*predictions.METRICS, *quality.METRICS, *reproducibility.METRICS, *training.METRICS, *AGENT_METRICS]
+    declared = [*(name for spec in JOBS.values() for name in spec.metrics), *AGENT_METRICS]
     assert len(declared) == len(set(declared))
     assert sorted(declared) == sorted(catalogue)

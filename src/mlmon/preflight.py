@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from sqlglot import exp
 
 from mlmon.config import TABLE_COLUMNS, Config, Instance
-from mlmon.jobs import JOBS
+from mlmon.jobs import JOBS, JobSpec
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine, type_kind
 from mlmon.warehouse.sql import bind_source, exists_query, parse_template
 
@@ -38,16 +38,21 @@ EXPECTED_KINDS: Mapping[str, tuple[frozenset[str], str]] = {
 
 
 def _probe_columns(instance: Instance, table: str) -> tuple[str, ...]:
-    extra = instance.jobs.training.features if table == "training_features" else ()
-    return (*TABLE_COLUMNS[table], *extra)
+    """The contract's columns of ``table``, then the other columns the jobs that run read from it (features)."""
+    extra = [c for spec in JOBS.values() if _runs(spec, instance) for c in spec.columns(instance).get(table, ())]
+    return tuple(dict.fromkeys([*TABLE_COLUMNS[table], *extra]))
+
+
+def _runs(spec: JobSpec, instance: Instance) -> bool:
+    return bool(spec.settings(instance).enabled) and not spec.idle(instance)
 
 
 def _tables_to_check(instance: Instance) -> dict[str, list[str]]:
     """Table -> the enabled jobs that read it (training_features when features are configured)."""
     tables: dict[str, list[str]] = {}
     for job, spec in JOBS.items():
-        if spec.settings(instance).enabled:
-            for table in (*spec.tables, *spec.extra_tables(instance)):
+        if _runs(spec, instance):
+            for table in (*spec.tables_of(instance), *spec.extra_tables(instance)):
                 tables.setdefault(table, []).append(job)
     return tables
 
@@ -157,7 +162,7 @@ def check_instance(
                     "types")
         problems += partition_problems(engine, instance, say)
         for spec in JOBS.values():  # a job's own checks, once the tables it reads fit
-            if spec.check is not None and spec.settings(instance).enabled and set(spec.tables) <= fitting:
+            if spec.check is not None and _runs(spec, instance) and set(spec.tables_of(instance)) <= fitting:
                 problems += spec.check(engine, instance, time.time() if now is None else now, say)
     finally:
         engine.close()

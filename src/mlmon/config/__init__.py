@@ -28,7 +28,15 @@ from mlmon.config.instance import (
     Instance,
     Tables,
 )
-from mlmon.config.jobs import Jobs, PredictionsJob, QualityJob, ReproducibilityJob, TimestampPolicy, TrainingJob
+from mlmon.config.jobs import (
+    Jobs,
+    PredictionsJob,
+    QualityJob,
+    ReproducibilityJob,
+    ServingFeaturesJob,
+    TimestampPolicy,
+    TrainingJob,
+)
 from mlmon.config.load import DEFAULT_CONFIG_PATH, ConfigError, expand_env, load_config, parse_config
 from mlmon.config.types import IDENTIFIER_RE, Duration, Identifier, OptionalSecret, OptionalStr, parse_duration
 from mlmon.config.warehouse import (
@@ -50,7 +58,7 @@ __all__ = [
     "AssetTag", "AssetsConfig", "Config", "ConfigError", "DatadogConfig", "DuckDBWarehouse", "Duration",
     "Identifier", "InitConfig", "Instance", "Jobs", "MemorySize", "MonitorOverride", "MonitorThresholds",
     "NotifyHandle", "OptionalSecret", "OptionalStr", "ParquetLocation", "PostgresWarehouse", "PredictionsJob",
-    "QualityJob", "ReproducibilityJob", "SQLAlchemyDialect", "SQLAlchemyWarehouse", "SparkWarehouse", "Tables",
-    "TimestampPolicy", "TrainingJob", "ViewName", "Warehouse", "expand_env", "load_config", "parse_config",
-    "parse_duration",
+    "QualityJob", "ReproducibilityJob", "SQLAlchemyDialect", "SQLAlchemyWarehouse", "ServingFeaturesJob",
+    "SparkWarehouse", "Tables", "TimestampPolicy", "TrainingJob", "ViewName", "Warehouse", "expand_env",
+    "load_config", "parse_config", "parse_duration",
 ]

@@ -35,6 +35,8 @@ class Tables(_Frozen):
     replays: Identifier | None = "replays"
     training_runs: Identifier | None = "training_runs"
     training_features: Identifier | None = "training_features"
+    #: the serving inputs of the ``serving_features`` job; ``null`` (the default): the columns of ``predictions``
+    serving_features: Identifier | None = None
 
     def explicit(self, table: str) -> bool:
         """Whether the config names ``table`` (rather than leaving the default)."""
@@ -49,6 +51,7 @@ TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "model", "model_version", "trained_at", "train_rows", "valid_rows", "valid_logloss", "valid_auc",
     ),
     "training_features": ("model", "model_version"),
+    "serving_features": ("request_id", "ts", "model", "model_version"),
 }
 
 #: columns of the data contract a table may have: ``replays.ts`` (when the replayed request was served)
@@ -56,7 +59,10 @@ TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
 OPTIONAL_COLUMNS: Mapping[str, tuple[str, ...]] = {"replays": ("ts",)}
 
 #: the tables read by time, and their time column (a ``partitions:`` entry holds that column's UTC date)
-TIME_COLUMNS: Mapping[str, str] = {"predictions": "ts", "labels": "label_ts", "replays": "ts"}
+TIME_COLUMNS: Mapping[str, str] = {"predictions": "ts", "labels": "label_ts", "replays": "ts",
+                                   "serving_features": "ts"}
+#: tables whose other columns are features, named by the jobs' ``features`` (any rename is accepted)
+FEATURE_TABLES = ("training_features", "serving_features")
 
 
 class Instance(_Frozen):
@@ -84,7 +90,7 @@ class Instance(_Frozen):
         for table, renames in value.items():
             if table not in TABLE_COLUMNS:
                 raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLE_COLUMNS)}")
-            if table == "training_features":
+            if table in FEATURE_TABLES:
                 continue
             known = (*TABLE_COLUMNS[table], *OPTIONAL_COLUMNS.get(table, ()))
             for logical in renames:

@@ -99,6 +99,32 @@ class TrainingJob(_Frozen):
         return self
 
 
+class ServingFeaturesJob(_WindowJob):
+    """Statistics of the serving inputs per window, and their skew against the serving version's training data.
+
+    Reads ``tables.serving_features`` (``null``, the default: the feature columns of ``predictions``). With
+    ``features`` empty (the default) the job has nothing to watch and is skipped, like a job whose table is
+    not configured. Numeric features: NULL, NaN and +-inf count as null; categorical ones: NULL.
+    """
+
+    lateness: Duration = Field(default=300, ge=0)
+    #: serving columns to describe (named as in ``training_features`` for ``psi_training`` and ``unseen_share``)
+    features: tuple[Identifier, ...] = ()
+    #: features to treat as categorical even when their column is numeric (e.g. integer-coded ids)
+    categorical: tuple[Identifier, ...] = ()
+    top_k: int = Field(default=10, ge=1, le=100)
+    #: ``psi_training`` is sent only when the window and the version's training data both hold this many
+    #: valid values of the feature (the predictions job's ``drift_min_rows`` rule)
+    psi_min_rows: int = Field(default=300, ge=0)
+
+    @model_validator(mode="after")
+    def _categorical_are_features(self) -> ServingFeaturesJob:
+        unknown = sorted(set(self.categorical) - set(self.features))
+        if unknown:
+            raise ValueError(f"categorical lists columns that are not in features: {', '.join(unknown)}")
+        return self
+
+
 class Jobs(_Frozen):
     """Per-job settings."""
 
@@ -106,3 +132,4 @@ class Jobs(_Frozen):
     quality: QualityJob = QualityJob()
     reproducibility: ReproducibilityJob = ReproducibilityJob()
     training: TrainingJob = TrainingJob()
+    serving_features: ServingFeaturesJob = ServingFeaturesJob()

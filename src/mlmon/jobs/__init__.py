@@ -5,10 +5,12 @@ through them. The runner, ``mlmon plan``, ``mlmon backfill``, ``mlmon check``, t
 check iterate over it.
 """
 
-from mlmon.jobs import predictions, quality, reproducibility, training
+from mlmon.jobs import predictions, quality, reproducibility, serving_features, training
 from mlmon.jobs.spec import JobSpec, registry
 
-JOBS: dict[str, JobSpec] = registry(predictions.SPEC, quality.SPEC, reproducibility.SPEC, training.SPEC)
+JOBS: dict[str, JobSpec] = registry(
+    predictions.SPEC, quality.SPEC, reproducibility.SPEC, training.SPEC, serving_features.SPEC
+)
 #: the jobs that work on windows (``mlmon backfill`` sends their past ranges)
 WINDOW_JOBS: dict[str, JobSpec] = {name: spec for name, spec in JOBS.items() if spec.windowed}
 

@@ -48,13 +48,22 @@ def _no_extra_tables(instance: Instance) -> tuple[str, ...]:
     return ()
 
 
+def _never_idle(instance: Instance) -> str:
+    return ""
+
+
+def _no_columns(instance: Instance) -> Mapping[str, tuple[str, ...]]:
+    return {}
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Everything the agent and its commands need to know about one job."""
 
     name: str
-    #: the tables (data-contract names) the job reads; every one must be configured for it to run
-    tables: tuple[str, ...]
+    #: the tables (data-contract names) the job reads, or the rule that picks them from the instance's config;
+    #: every one must be configured for it to run (see :meth:`tables_of`)
+    tables: tuple[str, ...] | Callable[[Instance], tuple[str, ...]]
     #: every metric the job emits (``mlmon plan`` counts them in this order)
     metrics: tuple[str, ...]
     series: SeriesRule
@@ -72,6 +81,11 @@ class JobSpec:
     extra_tables: Callable[[Instance], tuple[str, ...]] = _no_extra_tables
     #: the job's own ``mlmon check``, run once the tables it reads fit: warnings through ``say``, problems returned
     check: Callable[[Engine, Instance, float, Callable[[str], object]], list[str]] | None = None
+    #: why the job has nothing to do on an instance by its settings (``""``: it has work), e.g. no features
+    #: configured; such a job is skipped like one whose table is not configured
+    idle: Callable[[Instance], str] = _never_idle
+    #: columns beyond the data contract the job reads, by table (data-contract name): what ``mlmon check`` probes
+    columns: Callable[[Instance], Mapping[str, tuple[str, ...]]] = _no_columns
 
     @property
     def windowed(self) -> bool:
@@ -87,14 +101,20 @@ class JobSpec:
         set to null. (A table left at its default name is probed at run time: :func:`absent_default_table`.)"""
         if not self.settings(instance).enabled:
             return False, "enabled: false"
-        missing = [t for t in self.tables if getattr(instance.tables, t) is None]
+        if why := self.idle(instance):
+            return False, why
+        missing = [t for t in self.tables_of(instance) if getattr(instance.tables, t) is None]
         if missing:
             return False, f"table {missing[0]} not configured (null)"
         return True, ""
 
+    def tables_of(self, instance: Instance) -> tuple[str, ...]:
+        """The tables (data-contract names) the job must have on ``instance``."""
+        return self.tables(instance) if callable(self.tables) else self.tables
+
     def tables_read(self, instance: Instance) -> list[str]:
         """The physical names of the tables the job reads on ``instance``, in contract order (null ones left out)."""
-        names = (getattr(instance.tables, t) for t in (*self.tables, *self.extra_tables(instance)))
+        names = (getattr(instance.tables, t) for t in (*self.tables_of(instance), *self.extra_tables(instance)))
         return [str(n) for n in names if n]
 
     def failure(self, instance: Instance, problem: object) -> str:
@@ -109,7 +129,7 @@ def absent_default_table(engine: Engine, instance: Instance, spec: JobSpec, know
     """The first table ``spec`` reads that the config left at its default name (or any, ``explicit_too``)
     and that does not exist, with the engine's message; tables in ``known`` (found before) are not probed
     again, and found ones are added to it."""
-    for table in spec.tables:
+    for table in spec.tables_of(instance):
         name = str(getattr(instance.tables, table))
         if (instance.tables.explicit(table) and not explicit_too) or (known is not None and name in known):
             continue

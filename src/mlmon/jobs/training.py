@@ -153,7 +153,12 @@ def _features_table(instance: Instance) -> tuple[str, ...]:
     return ("training_features",) if instance.jobs.training.features else ()
 
 
+def _feature_columns(instance: Instance) -> dict[str, tuple[str, ...]]:
+    """The configured features, columns of ``training_features``."""
+    return {"training_features": instance.jobs.training.features}
+
+
 SPEC = JobSpec(
     name="training", tables=("training_runs",), metrics=METRICS, series=series, snapshot=_snapshot,
-    extra_tables=_features_table,
+    extra_tables=_features_table, columns=_feature_columns,
 )
