@@ -50,6 +50,10 @@ def model(name: str) -> tuple[tuple[str, str], ...]:
     return (("model", name),)
 
 
+def feature(model_name: str, name: str) -> tuple[tuple[str, str], ...]:
+    return (("model", model_name), ("feature", name))
+
+
 CASES = {
     "healthy": Case((), frozenset()),
     "offline_regression": Case(
@@ -95,9 +99,27 @@ CASES = {
         (Incident("stale", "ctr_video", since=3 * DAY),),
         frozenset({("model_stale", model("ctr_video"))}),
     ),
+    # the model trained on a constant bid_floor and serves real ones: serving is skewed against its training data
     "feature_collapsed": Case(
         (Incident("feature_collapsed", "ctr_banner"),),
-        frozenset({("feature_collapsed", (("model", "ctr_banner"), ("feature", "bid_floor")))}),
+        frozenset({("feature_collapsed", feature("ctr_banner", "bid_floor")),
+                   ("training_serving_skew", feature("ctr_banner", "bid_floor"))}),
+    ),
+    # an all-NULL window has no distribution: no PSI, no same-value ratio, only the null ratio speaks
+    "serving_feature_nulls": Case(
+        (Incident("serving_null", "ctr_banner", since=3 * HOUR, feature="age"),),
+        frozenset({("serving_feature_nulls", feature("ctr_banner", "age"))}),
+    ),
+    # bid_floor served in cents to a model trained on dollars: nothing NULL, nothing stuck, only the skew
+    "training_serving_skew": Case(
+        (Incident("serving_scale", "ctr_video", since=3 * HOUR, feature="bid_floor"),),
+        frozenset({("training_serving_skew", feature("ctr_video", "bid_floor"))}),
+    ),
+    # a point mass is also a distribution unlike the training data's (PSI vs training)
+    "serving_feature_stuck": Case(
+        (Incident("serving_stuck", "cvr_app", since=3 * HOUR, feature="device"),),
+        frozenset({("serving_feature_stuck", feature("cvr_app", "device")),
+                   ("training_serving_skew", feature("cvr_app", "device"))}),
     ),
     # a migration renamed the label column: the quality job fails at each run, the others go on
     "job_failing": Case(
@@ -126,6 +148,8 @@ def suite_config(warehouse: Path, state: Path) -> dict:
                 "quality": {"initial_lookback": "4h", "label_delay": "1h", "label_delay_by_model": {"cvr_app": "1d"}},
                 "reproducibility": {"initial_lookback": "4h"},
                 "training": {"features": ["age", "device", "bid_floor"]},
+                "serving_features": {"initial_lookback": "3h", "features": ["age", "device", "bid_floor"],
+                                     "categorical": ["device"]},
             },
         }],
     }
@@ -188,3 +212,48 @@ def test_scenarios_differ_only_where_the_incident_is() -> None:
     inside = (before["model"] == "ctr_video").to_numpy() & gap.mask(ts, END)
     assert inside.sum() > 0
     assert before[~inside].reset_index(drop=True).equals(after.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("kind", ["serving_null", "serving_scale", "serving_stuck"])
+def test_serving_incidents_change_only_their_feature(kind: str) -> None:
+    """A serving feature incident changes its feature's column on its model's rows inside it, and nothing else."""
+    healthy = build_frames(END, (), hours=2)
+    incident = Incident(kind, "ctr_video", since=30 * 60)
+    planted = build_frames(END, (incident,), hours=2)
+    for table in ("labels", "replays", "training_runs", "training_features"):
+        assert healthy[table].equals(planted[table]), table
+    before, after = healthy["predictions"], planted["predictions"]
+    ts = before["ts"].astype("int64").to_numpy() / 1e9
+    inside = (before["model"] == "ctr_video").to_numpy() & incident.mask(ts, END)
+    assert inside.sum() > 0
+    others = [c for c in before.columns if c != incident.feature]
+    assert before[others].equals(after[others])
+    assert before.loc[~inside, incident.feature].equals(after.loc[~inside, incident.feature])
+    changed = after.loc[inside, incident.feature]
+    if kind == "serving_null":
+        assert changed.isna().all()
+    elif kind == "serving_scale":
+        assert (changed.to_numpy() == before.loc[inside, incident.feature].to_numpy() * 100).all()
+    else:
+        assert changed.nunique() == 1
+
+
+def test_serving_features_are_drawn_like_the_training_rows() -> None:
+    """Each serving feature column has the training rows' distribution (within sampling error)."""
+    frames = build_frames(END, (), hours=6)
+    serving, training = frames["predictions"], frames["training_features"]
+    assert abs(serving["age"].isna().mean() - training["age"].isna().mean()) < 0.02
+    for column in ("age", "bid_floor"):
+        assert abs(serving[column].mean() - training[column].mean()) < 0.05 * training[column].mean()
+    shares = serving["device"].value_counts(normalize=True) - training["device"].value_counts(normalize=True)
+    assert shares.abs().max() < 0.02
+
+
+def test_serving_incident_features_are_checked() -> None:
+    """A serving incident takes its kind's feature by default; a wrong kind or feature is refused by name."""
+    assert Incident("serving_null", "ctr_video").feature == "age"
+    assert Incident("serving_stuck", "ctr_video", feature="bid_floor").feature == "bid_floor"
+    with pytest.raises(ValueError, match="unknown feature 'device'"):
+        Incident("serving_scale", "ctr_video", feature="device")
+    with pytest.raises(ValueError, match="'stuck' takes no feature"):
+        Incident("stuck", "ctr_video", feature="age")

@@ -5,12 +5,16 @@ replays). Planted incidents, by model:
 
 * ``cvr_app``: predictions stuck at one value for 3 hours two days ago (same-value ratio 1.0);
   latest version's offline logloss 8 % worse than the previous one's (offline regression);
-  replays of 30 % of the last day's requests differ by 5 % (reproducibility drop).
+  replays of 30 % of the last day's requests differ by 5 % (reproducibility drop); serving feature
+  ``bid_floor`` served in cents (x100) for the last 12 hours, while the model trained on dollars
+  (training-serving skew).
 * ``ctr_video``: no predictions for an hour yesterday (unavailable); the latest version trained on
-  40 % fewer rows (training-row drop, vs the previous version and vs 30 days ago).
+  40 % fewer rows (training-row drop, vs the previous version and vs 30 days ago); serving feature
+  ``age`` NULL for 4 hours a day and a half ago (its source stopped joining).
 * ``ctr_banner``: predictions shifted upward for the last 6 hours (drift, and online logloss worse
   than offline); a few NaN, negative and > 1 predictions every hour (invalid rows); training
-  feature ``bid_floor`` stuck at one value in the latest version.
+  feature ``bid_floor`` stuck at one value in the latest version (so its healthy serving values are
+  skewed against that version's training data once it serves).
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ DEMO_INCIDENTS = (
     Incident("shifted", "ctr_banner", since=6 * HOUR),
     Incident("invalid", "ctr_banner"),
     Incident("feature_collapsed", "ctr_banner"),
+    Incident("serving_null", "ctr_video", since=DAY + 12 * HOUR, duration=4 * HOUR, feature="age"),
+    Incident("serving_scale", "cvr_app", since=12 * HOUR, feature="bid_floor"),
 )
+#: the serving_features job's settings in the demo: the features of ``training_features``
+SERVING_FEATURES = {"features": ["age", "device", "bid_floor"], "categorical": ["device"]}
 
 
 def build_warehouse(path: Path, end: float, days: int = 7) -> dict[str, int]:
@@ -291,4 +299,89 @@ def format_training(summary: dict[str, TrainingSummary]) -> str:
             f"{model:<12} {s.version:<10} {rows:>10} {pct(v, 'rows_change_prev'):>8} {pct(v, 'rows_change_30d'):>8} "
             f"{logloss:>8} {pct(v, 'valid_logloss_change_prev'):>8} {auc:>6} {age:>6}  {'; '.join(flags) or 'ok'}"
         )
+    return "\n".join(lines)
+
+
+# Thresholds of the serving inputs section: the shipped serving monitors' alert thresholds.
+SERVING_NULL_ALERT = 0.5
+SERVING_PSI_ALERT = 0.25
+SERVING_STUCK_ALERT = 0.99
+#: skew and stuck flags need this many consecutive hourly windows past the threshold, as their monitors
+#: (the minimum over 2 hours) do; a NULL window counts alone (its monitor averages two windows)
+SERVING_SUSTAINED = 2
+
+
+@dataclass
+class FeatureSummary:
+    """One serving feature of one model over the demo's hourly windows."""
+
+    windows: int = 0
+    max_null: float = 0.0
+    max_psi: float | None = None
+    null_windows: int = 0
+    skewed_windows: int = 0
+    stuck_windows: int = 0
+    runs: dict[str, int] = field(default_factory=dict)
+
+    def add_window(self, values: dict[str, float]) -> None:
+        """Fold one window's metrics (suffixes of ``mlmon.serving.feature.``) into the figures."""
+        self.windows += 1
+        null = values.get("null_ratio", 0.0)
+        self.max_null = max(self.max_null, null)
+        self.null_windows += null > SERVING_NULL_ALERT
+        if "psi_training" in values:
+            self.max_psi = _worst(self.max_psi, values["psi_training"])
+        self.skewed_windows += self._sustained("skew", values.get("psi_training", 0.0) > SERVING_PSI_ALERT)
+        self.stuck_windows += self._sustained("stuck", values.get("same_value_ratio", 0.0) > SERVING_STUCK_ALERT)
+
+    def _sustained(self, flag: str, crossed: bool) -> int:
+        """How many windows to count once ``flag``'s run of crossing windows reaches SERVING_SUSTAINED."""
+        run = self.runs[flag] = self.runs.get(flag, 0) + 1 if crossed else 0
+        return SERVING_SUSTAINED if run == SERVING_SUSTAINED else int(run > SERVING_SUSTAINED)
+
+
+def summarise_serving(outputs: list) -> dict[str, dict[str, FeatureSummary]]:  # type: ignore[type-arg]
+    """Fold serving_features window outputs into figures per model and feature (in window order; the
+    versions serving in one window are combined by their worst value)."""
+    out: dict[str, dict[str, FeatureSummary]] = {}
+    for window_out in outputs:
+        merged: dict[tuple[str, str], dict[str, float]] = {}
+        for sample in window_out.samples:
+            model, name = _model_of(sample.tags), sample.name.removeprefix("mlmon.serving.feature.")
+            feature = next((t.removeprefix("feature:") for t in sample.tags if t.startswith("feature:")), None)
+            if model is None or feature is None or name == sample.name or name == "value_share":
+                continue
+            values = merged.setdefault((model, feature), {})
+            values[name] = max(values.get(name, sample.value), sample.value)
+        for (model, feature), values in sorted(merged.items()):
+            out.setdefault(model, {}).setdefault(feature, FeatureSummary()).add_window(values)
+    return out
+
+
+def format_serving(summary: dict[str, dict[str, FeatureSummary]]) -> str:
+    """The serving inputs of each model: the worst null ratio and PSI vs training, and the flags."""
+
+    def worst(features: dict[str, FeatureSummary], key: str) -> str:
+        found = [(getattr(f, key), name) for name, f in features.items() if getattr(f, key) is not None]
+        if not found:
+            return "-"
+        value, name = max(found)
+        return f"{value:.3f} {name}"
+
+    header = (f"{'model':<12} {'windows':>7} {'max null ratio':>20} {'max PSI vs training':>22}  health")
+    lines = [header, "-" * len(header)]
+    for model, features in sorted(summary.items()):
+        flags = []
+        for name, f in sorted(features.items()):
+            if f.null_windows:
+                flags.append(f"FEATURE {name} NULL (null ratio > {SERVING_NULL_ALERT}) in {f.null_windows} window(s)")
+            if f.skewed_windows:
+                flags.append(f"FEATURE {name} SKEWED vs training (PSI > {SERVING_PSI_ALERT} for {SERVING_SUSTAINED}+ "
+                             f"windows) in {f.skewed_windows} window(s)")
+            if f.stuck_windows:
+                flags.append(f"FEATURE {name} STUCK in serving (same-value ratio > {SERVING_STUCK_ALERT} for "
+                             f"{SERVING_SUSTAINED}+ windows) in {f.stuck_windows} window(s)")
+        windows = max((f.windows for f in features.values()), default=0)
+        lines.append(f"{model:<12} {windows:>7} {worst(features, 'max_null'):>20} {worst(features, 'max_psi'):>22}  "
+                     f"{'; '.join(flags) or 'ok'}")
     return "\n".join(lines)

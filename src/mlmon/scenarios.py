@@ -4,11 +4,15 @@ Three models (two CTR, one CVR) are retrained daily at 02:00 UTC and serve predi
 Clicks are labeled within minutes, conversions within hours, and a batch pipeline replays 98 % of
 requests. The training history goes back 40 days, so the 30-day comparison has data. Offline
 ``valid_logloss`` and ``valid_auc`` come from a validation sample drawn like the serving traffic,
-so online and offline quality agree when nothing is wrong.
+so online and offline quality agree when nothing is wrong. The prediction log carries the serving
+values of the features ``age``, ``device`` and ``bid_floor``, drawn like the ``training_features``
+rows, so serving and training agree too (``psi_training`` is low) until an incident says otherwise.
 
 All randomness is drawn before any incident is applied. Two warehouses built with the same ``end``,
-``hours`` and ``seed`` are therefore identical outside their incidents. ``mlmon demo`` plants
-several incidents in one week; the incident suite plants one per warehouse.
+``hours`` and ``seed`` are therefore identical outside their incidents. The serving feature values
+come from a generator of their own (seeded from ``seed``), so adding them moved none of the other
+numbers. ``mlmon demo`` plants several incidents in one week; the incident suite plants one per
+warehouse.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ MODELS = (
 )
 
 #: incident kind -> what it plants. The prediction-side kinds (stuck, unavailable, shifted,
-#: concept_shift, replays_differ) use ``since``/``duration``; ``invalid`` spans the whole traffic; the
-#: training kinds act on the latest run (``stale``: on the last ``since`` seconds of the history)
+#: concept_shift, replays_differ) and the serving feature kinds (serving_*) use ``since``/``duration``;
+#: ``invalid`` spans the whole traffic; the training kinds act on the latest run (``stale``: on the
+#: last ``since`` seconds of the history)
 INCIDENTS = {
     "stuck": "predictions stuck at one value",
     "unavailable": "no predictions served",
@@ -58,8 +63,20 @@ INCIDENTS = {
     "rows_shrink": "training rows shrink 1.5 % a version: small each time, -36 % over 30 days",
     "stale": "no version trained for `since` seconds",
     "feature_collapsed": "training feature bid_floor at one value in the latest version",
+    "serving_null": "a serving feature (default age) NULL: its source stopped joining into the log",
+    "serving_scale": "a numeric serving feature (default bid_floor) served x100 (cents; trained in dollars)",
+    "serving_stuck": "a serving feature (default device) stuck at one value (a fallback default)",
 }
 STUCK_VALUE = 0.0731
+#: the feature columns of ``training_features``, also logged with each prediction; ``device`` is categorical
+FEATURES = ("age", "device", "bid_floor")
+#: the serving feature kinds and the feature each acts on unless the incident names one
+SERVING_INCIDENT_FEATURES = {"serving_null": "age", "serving_scale": "bid_floor", "serving_stuck": "device"}
+#: what ``serving_stuck`` serves, per feature, and the factor ``serving_scale`` multiplies by
+SERVING_STUCK_VALUES: dict[str, float | str] = {"age": 35.0, "device": "android", "bid_floor": 0.5}
+SERVING_SCALE = 100.0
+DEVICES = ("ios", "android", "web")
+DEVICE_SHARES = (0.4, 0.45, 0.15)
 
 
 @dataclass(frozen=True)
@@ -68,18 +85,28 @@ class Incident:
 
     Time-bound kinds start ``since`` seconds before the end (aligned down to 10 minutes) and last
     ``duration`` seconds, or until the end. ``stale`` stops training ``since`` seconds before the end.
+    The serving feature kinds act on ``feature`` (default: the kind's, :data:`SERVING_INCIDENT_FEATURES`).
     """
 
     kind: str
     model: str
     since: float = 0.0
     duration: float | None = None
+    feature: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in INCIDENTS:
             raise ValueError(f"unknown incident kind {self.kind!r}; expected one of {', '.join(INCIDENTS)}")
         if self.model not in {m.name for m in MODELS}:
             raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(m.name for m in MODELS)}")
+        if self.feature and self.kind not in SERVING_INCIDENT_FEATURES:
+            raise ValueError(f"incident {self.kind!r} takes no feature; only {', '.join(SERVING_INCIDENT_FEATURES)} do")
+        if self.kind in SERVING_INCIDENT_FEATURES:
+            numeric = [f for f in FEATURES if f != "device"] if self.kind == "serving_scale" else list(FEATURES)
+            if self.feature and self.feature not in numeric:
+                raise ValueError(f"incident {self.kind!r}: unknown feature {self.feature!r}; expected one of "
+                                 f"{', '.join(numeric)}")
+            object.__setattr__(self, "feature", self.feature or SERVING_INCIDENT_FEATURES[self.kind])
 
     def mask(self, ts: np.ndarray, end: float) -> np.ndarray:
         """Which of ``ts`` (Unix seconds) fall inside the incident."""
@@ -169,9 +196,13 @@ def build_frames(
         run_noise = rng.normal(0.0, 1.0, (len(history), 3))
         feature_draws = [
             (rng.random(500), rng.integers(18, 70, 500),
-             rng.choice(["ios", "android", "web"], 500, p=[0.4, 0.45, 0.15]), rng.gamma(2.0, 0.5, 500))
+             rng.choice(DEVICES, 500, p=DEVICE_SHARES), rng.gamma(2.0, 0.5, 500))
             for _ in history
         ]
+        # the serving feature values: their own generator, so the draws above are as they always were
+        serving_rng = np.random.default_rng((seed, m_index, 17))
+        serving_draws = (serving_rng.random(n), serving_rng.integers(18, 70, n),
+                         serving_rng.choice(DEVICES, n, p=DEVICE_SHARES), serving_rng.gamma(2.0, 0.5, n))
 
         # outcomes follow the true propensity; under concept_shift they rise while predictions do not
         true_p = _sigmoid(score + noise + np.where(during("concept_shift", ts), 0.8, 0.0))
@@ -188,12 +219,14 @@ def build_frames(
         trained = _training_times(end, stale_for)
         versions = _serving_versions(ts, trained)
         request_id = np.char.add(f"{model.name}-", np.arange(n).astype(str))
+        serving = _serving_features(serving_draws, ts, mine, end)
         preds.append(pd.DataFrame({
             "request_id": request_id[served],
             "ts": pd.to_datetime(ts[served], unit="s"),
             "model": model.name,
             "model_version": versions[served],
             "prediction": pred[served],
+            **{name: values[served] for name, values in serving.items()},
         }))
         labels.append(pd.DataFrame({
             "request_id": request_id[served], "label": y[served],
@@ -237,6 +270,29 @@ def build_frames(
         "training_runs": pd.DataFrame(runs),
         "training_features": pd.concat(feats, ignore_index=True),
     }
+
+
+def _serving_features(
+    draws: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ts: np.ndarray, mine: list[Incident], end: float
+) -> dict[str, np.ndarray]:
+    """The serving values of each feature for requests served at ``ts``, drawn like the training rows
+    (``age`` 5 % NULL), with the serving feature incidents of ``mine`` applied."""
+    missing, age, device, bid_floor = draws
+    columns: dict[str, np.ndarray] = {
+        "age": np.where(missing < 0.05, np.nan, age.astype(float)),
+        "device": device.astype(object),
+        "bid_floor": bid_floor.astype(float),
+    }
+    for incident in (i for i in mine if i.kind in SERVING_INCIDENT_FEATURES):
+        inside, column = incident.mask(ts, end), columns[incident.feature].copy()
+        if incident.kind == "serving_null":
+            column[inside] = None if column.dtype == object else np.nan
+        elif incident.kind == "serving_scale":
+            column[inside] *= SERVING_SCALE
+        else:
+            column[inside] = SERVING_STUCK_VALUES[incident.feature]
+        columns[incident.feature] = column
+    return columns
 
 
 def write_duckdb(path: Path, frames: dict[str, pd.DataFrame]) -> dict[str, int]:

@@ -52,6 +52,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                     "label_delay_by_model": {"cvr_app": "1d"}},
                         "reproducibility": {"initial_lookback": f"{args.days}d"},
                         "training": {"features": ["age", "device", "bid_floor"]},
+                        "serving_features": {"initial_lookback": f"{args.days}d", **demo.SERVING_FEATURES},
                     },
                 }
             ],
@@ -77,6 +78,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\nTraining lineage (latest version of each model)")
     training = by_job["training"].snapshot if "training" in by_job else []
     print(demo.format_training(demo.summarise_training(training)))
+    print("\nServing inputs (hourly windows over the week, against the serving version's training data)")
+    print(demo.format_serving(demo.summarise_serving(outputs("serving_features"))))
     print()
     if not args.send:
         print(_demo_monitors(jsonl))
