@@ -5,9 +5,10 @@ The serving rows are read from ``tables.serving_features`` or, when that is null
 (:func:`source_table`), bounded by ``ts`` in ``[$start, $end)`` (and by the table's date partition
 column with ``partitions:``). With a reference, the rows of ``training_features`` of the (model,
 version) pairs served in that range are read too (bounded by those versions, not by time: training
-data has no serving time). Both are unpivoted into one ``unpivoted`` CTE keyed by (model,
-model_version, role, w, f): role 0 is a serving window ``w``, role 1 the version's training rows
-(``w = -1``); ``f`` is the feature's index (feature names only ever appear as quoted identifiers).
+data has no serving time). Each feature of both is aggregated on its own and the results stacked into
+``stats`` and ``value_counts`` CTEs keyed by (model, model_version, role, w, f): role 0 is a serving
+window ``w``, role 1 the version's training rows (``w = -1``); ``f`` is the feature's index (feature
+names only ever appear as quoted identifiers).
 
 Per key, every result row carries the exact aggregates (rows, valid rows, mean, sample stddev, min,
 max, distinct and modal counts, and for serving windows the valid categorical rows whose value no
@@ -86,6 +87,10 @@ class ServingRow(NamedTuple):
 
 
 _KEY = "model, model_version, role, w, f"
+#: the decile edges of a (model, version, feature) as one row, ``e1`` .. ``e9`` (NULL where edges merged)
+_EDGE_COLUMNS = ", ".join(f"MAX(CASE WHEN k = {k} THEN e END) AS e{k}" for k in range(1, PSI_BINS))
+#: the bin of value ``v.x``: the first k with ``x <= e_k`` (a NULL edge is skipped), NULL above ``e9``
+_BIN = "CASE " + " ".join(f"WHEN v.x <= r.e{k} THEN {k}" for k in range(1, PSI_BINS)) + " END"
 
 
 def _on(a: str, b: str, keys: Sequence[str] = ("model", "model_version", "role", "w", "f")) -> str:
@@ -97,19 +102,7 @@ _SERVING = Statement(
     "serving features",
     ServingRow,
     f"""
-WITH stats AS (
-  SELECT {_KEY}, COUNT(*) AS n, COUNT(x) + COUNT(c) AS n_valid, AVG(x) AS mean, STDDEV_SAMP(x) AS sd,
-    MIN(x) AS lo, MAX(x) AS hi
-  FROM unpivoted
-  GROUP BY {_KEY}
-),
-value_counts AS (
-  SELECT {_KEY}, x, c, COUNT(*) AS cnt
-  FROM unpivoted
-  WHERE x IS NOT NULL OR c IS NOT NULL
-  GROUP BY {_KEY}, x, c
-),
-shape AS (
+WITH shape AS (
   SELECT {_KEY}, COUNT(*) AS n_distinct, MAX(cnt) AS mode_count
   FROM value_counts
   GROUP BY {_KEY}
@@ -139,12 +132,26 @@ ref_k AS (
 edges AS (
   SELECT model, model_version, f, x AS e, CAST(k_upto AS BIGINT) AS k FROM ref_k WHERE k_below < k_upto
 ),
-below AS (
-  SELECT v.model, v.model_version, v.role, v.w, v.f, e.k, e.e, SUM(v.cnt) AS cnt
+edge_row AS (
+  SELECT model, model_version, f, {_EDGE_COLUMNS}
+  FROM edges
+  GROUP BY model, model_version, f
+),
+binned AS (
+  -- each distinct value in the bin of the first edge at or above it (NULL above the last): one CASE, not
+  -- one joined row per (value, edge)
+  SELECT v.model, v.model_version, v.role, v.w, v.f, {_BIN} AS k, SUM(v.cnt) AS cnt
   FROM value_counts AS v
-  JOIN edges AS e ON {_on("v", "e", ("model", "model_version", "f"))}
-  WHERE v.x <= e.e
-  GROUP BY v.model, v.model_version, v.role, v.w, v.f, e.k, e.e
+  JOIN edge_row AS r ON {_on("v", "r", ("model", "model_version", "f"))}
+  WHERE v.x IS NOT NULL
+  GROUP BY v.model, v.model_version, v.role, v.w, v.f, {_BIN}
+),
+below AS (
+  SELECT b.model, b.model_version, b.role, b.w, b.f, e.k, e.e, SUM(b.cnt) AS cnt
+  FROM binned AS b
+  JOIN edges AS e ON {_on("b", "e", ("model", "model_version", "f"))}
+  WHERE b.k <= e.k
+  GROUP BY b.model, b.model_version, b.role, b.w, b.f, e.k, e.e
 ),
 cat_ranked AS (
   SELECT {_KEY}, c, cnt, ROW_NUMBER() OVER (PARTITION BY {_KEY} ORDER BY cnt DESC, c) AS rk
@@ -198,7 +205,7 @@ def serving_value_ctes(
     features: Sequence[str], kinds: Mapping[str, FeatureKind], reference: Sequence[str] = ()
 ) -> str:
     """The ``base`` (serving rows of the range), ``served`` and ``trained`` (training rows of the versions
-    served, for the ``reference`` features) and ``unpivoted`` CTEs (text to follow ``WITH``)."""
+    served, for the ``reference`` features), ``stats`` and ``value_counts`` CTEs (text to follow ``WITH``)."""
     if not features:
         raise ValueError("a serving features statement needs at least one feature")
     columns = ", ".join(f"src.{_feature_column(i)} AS v{i}" for i in range(len(features)))
@@ -225,7 +232,18 @@ def serving_value_ctes(
             x, c = _value(i, kinds[features[i]])
             branches.append(f"SELECT model, model_version, {TRAINING} AS role, {TRAINING_WINDOW} AS w, {i} AS f,"
                             f" {x} AS x, {c} AS c FROM trained")
-    ctes.append(f"unpivoted AS ({' UNION ALL '.join(branches)})")
+    # each feature aggregated on its own, then stacked: one unpivoted CTE read by both aggregates made the
+    # engine hold the whole range's rows, once per feature, for its two readers (benchmarks/RESULTS.md)
+    def stats(branch: str) -> str:
+        return (f"SELECT {_KEY}, COUNT(*) AS n, COUNT(x) + COUNT(c) AS n_valid, AVG(x) AS mean, STDDEV_SAMP(x) AS sd,"
+                f" MIN(x) AS lo, MAX(x) AS hi FROM ({branch}) AS u GROUP BY {_KEY}")
+
+    def counts(branch: str) -> str:
+        return (f"SELECT {_KEY}, x, c, COUNT(*) AS cnt FROM ({branch}) AS u WHERE x IS NOT NULL OR c IS NOT NULL"
+                f" GROUP BY {_KEY}, x, c")
+
+    ctes.append(f"stats AS ({' UNION ALL '.join(map(stats, branches))})")
+    ctes.append(f"value_counts AS ({' UNION ALL '.join(map(counts, branches))})")
     return ",\n".join(ctes)
 
 
