@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mlmon.metrics.drift import psi_from_counts
-from mlmon.metrics.training import OTHER_VALUE, FeatureAggregate, feature_aggregates
+from mlmon.metrics.training import FeatureAggregate, categorical_psi, feature_aggregates, numeric_psi, value_shares
 
 
 @dataclass(frozen=True)
@@ -86,48 +85,12 @@ class ServingStats:
         return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
 
 
-def numeric_psi(current: ServingAggregate, reference: ServingAggregate) -> float | None:
-    """PSI over the reference's decile bins (duplicate edges merged)."""
-    if current.valid_count == 0 or reference.valid_count == 0:
-        return None
-    edges = sorted({e for e, _ in reference.at_or_below})
-
-    def bins(agg: ServingAggregate) -> np.ndarray:
-        cum = dict(agg.at_or_below)
-        return np.diff([0, *(cum.get(e, 0) for e in edges), agg.valid_count])
-
-    return psi_from_counts(bins(reference), bins(current))
-
-
-def categorical_psi(current: ServingAggregate, reference: ServingAggregate) -> float | None:
-    """PSI over the reference's top-K values plus one bin for every other value."""
-    if current.valid_count == 0 or reference.valid_count == 0:
-        return None
-
-    def bins(agg: ServingAggregate) -> list[int]:
-        counts = [agg.value_counts.get(v, 0) for v in reference.top_values]
-        return [*counts, agg.valid_count - sum(counts)]
-
-    return psi_from_counts(bins(reference), bins(current))
-
-
-def value_shares(agg: ServingAggregate) -> dict[str, float]:
-    """Share of the valid rows of each top-K value, plus :data:`OTHER_VALUE` when other values exist."""
-    if agg.valid_count == 0:
-        return {}
-    shares = {v: agg.value_counts.get(v, 0) / agg.valid_count for v in agg.top_values}
-    rest = agg.valid_count - sum(agg.value_counts.get(v, 0) for v in agg.top_values)
-    if rest > 0:
-        shares[OTHER_VALUE] = rest / agg.valid_count
-    return shares
-
-
 def serving_stats(agg: ServingAggregate, categorical: bool, min_rows: int = 0) -> ServingStats:
     """The metrics of one window's feature; PSI needs ``min_rows`` valid values on both sides."""
     n, valid, ref = agg.count, agg.valid_count, agg.reference
     psi: float | None = None
     if ref is not None and min(valid, ref.valid_count) >= max(min_rows, 1):
-        psi = categorical_psi(agg, ref) if categorical else numeric_psi(agg, ref)
+        psi = categorical_psi(agg, ref) if categorical else numeric_psi(agg, ref)  # the training job's bins
     return ServingStats(
         null_ratio=(n - valid) / n if n else None,
         distinct_count=float(agg.distinct_count) if n else None,

@@ -21,7 +21,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -149,7 +149,20 @@ class FeatureStats:
         return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
 
 
-def numeric_psi(latest: FeatureAggregate, previous: FeatureAggregate) -> float | None:
+class Counts(Protocol):
+    """What the PSI and share functions read of an aggregate (a training version's or a serving window's)."""
+
+    @property
+    def valid_count(self) -> int: ...
+    @property
+    def at_or_below(self) -> tuple[tuple[float, int], ...]: ...
+    @property
+    def value_counts(self) -> Mapping[str, int]: ...
+    @property
+    def top_values(self) -> tuple[str, ...]: ...
+
+
+def numeric_psi(latest: Counts, previous: Counts) -> float | None:
     """PSI over the previous version's decile bins (duplicate edges merged)."""
     if latest.valid_count == 0 or previous.valid_count == 0:
         return None
@@ -163,19 +176,19 @@ def numeric_psi(latest: FeatureAggregate, previous: FeatureAggregate) -> float |
     return psi_from_counts(bins(prev_cum, previous.valid_count), bins(cur_cum, latest.valid_count))
 
 
-def categorical_psi(latest: FeatureAggregate, previous: FeatureAggregate) -> float | None:
+def categorical_psi(latest: Counts, previous: Counts) -> float | None:
     """PSI over the previous version's top-K values plus one bin for every other value."""
     if latest.valid_count == 0 or previous.valid_count == 0:
         return None
 
-    def bins(agg: FeatureAggregate) -> list[int]:
+    def bins(agg: Counts) -> list[int]:
         counts = [agg.value_counts.get(v, 0) for v in previous.top_values]
         return [*counts, agg.valid_count - sum(counts)]
 
     return psi_from_counts(bins(previous), bins(latest))
 
 
-def value_shares(latest: FeatureAggregate) -> dict[str, float]:
+def value_shares(latest: Counts) -> dict[str, float]:
     """Share of the valid rows of each top-K value, plus :data:`OTHER_VALUE` when other values exist."""
     if latest.valid_count == 0:
         return {}
