@@ -342,3 +342,33 @@ def test_durations_are_bounded(value) -> None:
     assert "at most 366d" in str(err.value) or "expected a duration such as" in str(err.value)
     assert parse_config({**data, "instances": [{**data["instances"][0], "jobs": {"predictions": {
         "initial_lookback": "366d"}}}]}).instances[0].jobs.predictions.initial_lookback == 366 * 86400
+
+
+def test_a_repeated_yaml_key_is_an_error(tmp_path) -> None:
+    """PyYAML keeps the last of two equal keys silently: `quality: {enabled: false}` then `quality: {interval: 2h}`
+    turned the job back on. Refused, naming the key and the line; at any depth."""
+    path = tmp_path / "conf.yaml"
+    path.write_text("instances:\n  - name: a\n    warehouse: {engine: duckdb, path: w.duckdb}\n    jobs:\n"
+                    "      quality: {enabled: false}\n      quality: {interval: 2h}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: not valid YAML: duplicate key 'quality' (the first would be ignored), "
+                              "line 6, column 7")
+    path.write_text("init_config: {env: a, env: b}\ninstances: [{name: a, warehouse: {engine: duckdb, path: w}}]\n")
+    with pytest.raises(ConfigError, match="duplicate key 'env'"):
+        load_config(path)
+    path.write_text("instances:\n  - {name: a, warehouse: {engine: duckdb, path: w}}\n  - {name: b, warehouse: "
+                    "{engine: duckdb, path: w}}\n")  # the same keys in two mappings are fine
+    assert [i.name for i in load_config(path).instances] == ["a", "b"]
+
+
+@pytest.mark.parametrize("name", ["a..b", "a.", ".a", "ads.1st"])
+def test_table_names_need_a_name_between_dots(name) -> None:
+    """`a..b` matched the identifier rule and failed only at run time; now the config names the key."""
+    with pytest.raises(ConfigError) as err:
+        parse_config({"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w"},
+                                     "tables": {"labels": name}}]}, "conf.yaml")
+    assert "instances -> 0 -> tables -> labels: Value error, expected an identifier" in str(err.value)
+    assert parse_config({"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w"},
+                                        "tables": {"labels": "ads.raw.labels"}}]}).instances[0].tables.labels \
+        == "ads.raw.labels"

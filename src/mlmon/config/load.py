@@ -92,6 +92,26 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types here
+    """``yaml.safe_load``, refusing a mapping that repeats a key: PyYAML keeps the last one silently, so a
+    second ``jobs:`` or ``enabled:`` would drop the first without a word."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (the first would be ignored)", key_node.start_mark)
+        seen.add(key)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """What is wrong and where, without PyYAML's quote of the line: that line may hold a key or password."""
     mark = getattr(exc, "problem_mark", None)
@@ -109,7 +129,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(data, str(path))

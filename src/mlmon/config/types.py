@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, model_validator
 
-IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+#: a name from config put into SQL as a quoted identifier: ``[A-Za-z_][A-Za-z0-9_.]*`` (the data contract's
+#: rule) whose dot-separated parts are names too (``schema.table``; ``a..b`` and ``a.`` once failed only at run time)
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 #: the longest duration any setting takes: a year and a day (an initial_lookback of 10^15 s once listed
@@ -36,7 +38,8 @@ def parse_duration(value: object) -> float:
 
 def _identifier(value: object) -> str:
     if not isinstance(value, str) or not IDENTIFIER_RE.fullmatch(value):
-        raise ValueError(f"expected an identifier matching [A-Za-z_][A-Za-z0-9_.]*, got {value!r}")
+        raise ValueError(f"expected an identifier matching [A-Za-z_][A-Za-z0-9_.]* with a name between dots "
+                         f"(schema.table), got {value!r}")
     return value
 
 
