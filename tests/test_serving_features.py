@@ -255,6 +255,24 @@ def test_duckdb_and_postgres_agree(duckdb_warehouse: Warehouse, postgres_warehou
     assert_close(got[1], got[0], rel=1e-12)
 
 
+@pytest.mark.parametrize(("features", "trained"), [(("age", "stuck"), False), (("age", "stuck"), True),
+                                                 (("device", "segment"), False)],
+                         ids=["numeric-untrained", "numeric", "categorical-untrained"])
+def test_numeric_only_and_categorical_only(warehouse: Warehouse, features: tuple[str, ...], trained: bool) -> None:
+    """Only numeric or only categorical features, with and without training rows (so one of the statement's
+    two value-count CTEs holds no branch at all): the same numbers as pandas for those features."""
+    serving, training = serving_rows(300, seed=3), training_rows(300, seed=4)
+    write(warehouse, serving, training)
+    data = instance_dict(warehouse, features=list(features),
+                         categorical=[f for f in features if f == "segment"])
+    if not trained:
+        data["tables"]["training_features"] = None
+    got, _ = run(parse_config({"instances": [data]}).instances[0])
+    want = {k: v for k, v in expected(serving, training if trained else []).items() if k[4] in ("", *features)}
+    assert_close(got, want)
+    assert any(k[0].endswith("psi_training") for k in got) == trained
+
+
 def test_psi_needs_min_rows_on_both_sides(duckdb_warehouse: Warehouse) -> None:
     """psi_min_rows above a window's valid values: no psi_training there, the other metrics unchanged."""
     serving, training = serving_rows(400), training_rows(300)

@@ -6,7 +6,8 @@ The serving rows are read from ``tables.serving_features`` or, when that is null
 column with ``partitions:``). With a reference, the rows of ``training_features`` of the (model,
 version) pairs served in that range are read too (bounded by those versions, not by time: training
 data has no serving time). Each feature of both is aggregated on its own and the results stacked into
-``stats`` and ``value_counts`` CTEs keyed by (model, model_version, role, w, f): role 0 is a serving
+``stats``, ``num_counts`` (the serving windows' numeric value counts, read once) and ``value_counts``
+(the rest) CTEs keyed by (model, model_version, role, w, f): role 0 is a serving
 window ``w``, role 1 the version's training rows (``w = -1``); ``f`` is the feature's index (feature
 names only ever appear as quoted identifiers).
 
@@ -102,12 +103,7 @@ _SERVING = Statement(
     "serving features",
     ServingRow,
     f"""
-WITH shape AS (
-  SELECT {_KEY}, COUNT(*) AS n_distinct, MAX(cnt) AS mode_count
-  FROM value_counts
-  GROUP BY {_KEY}
-),
-unseen AS (
+WITH unseen AS (
   SELECT v.model, v.model_version, v.role, v.w, v.f, SUM(v.cnt) AS n_unseen
   FROM value_counts AS v
   LEFT JOIN value_counts AS t
@@ -138,13 +134,31 @@ edge_row AS (
   GROUP BY model, model_version, f
 ),
 binned AS (
-  -- each distinct value in the bin of the first edge at or above it (NULL above the last): one CASE, not
-  -- one joined row per (value, edge)
-  SELECT v.model, v.model_version, v.role, v.w, v.f, {_BIN} AS k, SUM(v.cnt) AS cnt
+  -- each distinct value in the bin of the first edge at or above it (NULL above the last, and without
+  -- edges): one CASE, not one joined row per (value, edge). The serving windows' numeric value counts are
+  -- read here only, once: their distinct and modal counts come out of the same pass
+  SELECT v.model, v.model_version, v.role, v.w, v.f, {_BIN} AS k, SUM(v.cnt) AS cnt, COUNT(*) AS nd,
+    MAX(v.cnt) AS mc
+  FROM num_counts AS v
+  LEFT JOIN edge_row AS r ON {_on("v", "r", ("model", "model_version", "f"))}
+  GROUP BY v.model, v.model_version, v.role, v.w, v.f, {_BIN}
+  UNION ALL
+  SELECT v.model, v.model_version, v.role, v.w, v.f, {_BIN} AS k, SUM(v.cnt) AS cnt, COUNT(*) AS nd,
+    MAX(v.cnt) AS mc
   FROM value_counts AS v
   JOIN edge_row AS r ON {_on("v", "r", ("model", "model_version", "f"))}
   WHERE v.x IS NOT NULL
   GROUP BY v.model, v.model_version, v.role, v.w, v.f, {_BIN}
+),
+shape AS (
+  SELECT {_KEY}, SUM(nd) AS n_distinct, MAX(mc) AS mode_count
+  FROM binned
+  WHERE role = {SERVING}
+  GROUP BY {_KEY}
+  UNION ALL
+  SELECT {_KEY}, COUNT(*) AS n_distinct, MAX(cnt) AS mode_count
+  FROM value_counts
+  GROUP BY {_KEY}
 ),
 below AS (
   SELECT b.model, b.model_version, b.role, b.w, b.f, e.k, e.e, SUM(b.cnt) AS cnt
@@ -201,11 +215,18 @@ def _value(i: int, kind: FeatureKind) -> tuple[str, str]:
     return "CAST(NULL AS DOUBLE)", f"CAST(v{i} AS VARCHAR)"
 
 
+#: value counts of no row, of the shape of the others (a statement without numeric or without other features)
+_NO_COUNTS = ("SELECT CAST(NULL AS VARCHAR) AS model, CAST(NULL AS VARCHAR) AS model_version, 0 AS role, "
+              "CAST(0 AS BIGINT) AS w, 0 AS f, CAST(NULL AS DOUBLE) AS x, CAST(NULL AS VARCHAR) AS c, "
+              "CAST(0 AS BIGINT) AS cnt WHERE 1 = 0")
+
+
 def serving_value_ctes(
     features: Sequence[str], kinds: Mapping[str, FeatureKind], reference: Sequence[str] = ()
 ) -> str:
     """The ``base`` (serving rows of the range), ``served`` and ``trained`` (training rows of the versions
-    served, for the ``reference`` features), ``stats`` and ``value_counts`` CTEs (text to follow ``WITH``)."""
+    served, for the ``reference`` features), ``stats``, ``num_counts`` and ``value_counts`` CTEs (text to follow
+    ``WITH``)."""
     if not features:
         raise ValueError("a serving features statement needs at least one feature")
     columns = ", ".join(f"src.{_feature_column(i)} AS v{i}" for i in range(len(features)))
@@ -215,10 +236,11 @@ def serving_value_ctes(
   FROM __source__ AS src
   WHERE src.model IS NOT NULL AND src.ts >= $start AND src.ts < $end
 )"""]
-    branches = []
+    branches, keys = [], []  # keys: (feature index, role) of each branch
     for i, name in enumerate(features):
         x, c = _value(i, kinds[name])
         branches.append(f"SELECT model, model_version, {SERVING} AS role, w, {i} AS f, {x} AS x, {c} AS c FROM base")
+        keys.append((i, SERVING))
     if reference:
         ref = [i for i, name in enumerate(features) if name in reference]
         trained = ", ".join(f"trn.{_feature_column(i)} AS v{i}" for i in ref)
@@ -232,6 +254,7 @@ def serving_value_ctes(
             x, c = _value(i, kinds[features[i]])
             branches.append(f"SELECT model, model_version, {TRAINING} AS role, {TRAINING_WINDOW} AS w, {i} AS f,"
                             f" {x} AS x, {c} AS c FROM trained")
+            keys.append((i, TRAINING))
     # each feature aggregated on its own, then stacked: one unpivoted CTE read by both aggregates made the
     # engine hold the whole range's rows, once per feature, for its two readers (benchmarks/RESULTS.md)
     def stats(branch: str) -> str:
@@ -242,8 +265,15 @@ def serving_value_ctes(
         return (f"SELECT {_KEY}, x, c, COUNT(*) AS cnt FROM ({branch}) AS u WHERE x IS NOT NULL OR c IS NOT NULL"
                 f" GROUP BY {_KEY}, x, c")
 
+    # the serving windows' numeric value counts (about one row per row for a continuous feature) apart from
+    # the rest (categorical values, the training rows): read by one CTE only, they stream through it
+    serving_numeric = [counts(b) for b, (i, role) in zip(branches, keys, strict=True)
+                       if role == SERVING and kinds[features[i]] == "numeric"]
+    rest = [counts(b) for b, (i, role) in zip(branches, keys, strict=True)
+            if role != SERVING or kinds[features[i]] != "numeric"]
     ctes.append(f"stats AS ({' UNION ALL '.join(map(stats, branches))})")
-    ctes.append(f"value_counts AS ({' UNION ALL '.join(map(counts, branches))})")
+    ctes.append(f"num_counts AS ({' UNION ALL '.join(serving_numeric or [_NO_COUNTS])})")
+    ctes.append(f"value_counts AS ({' UNION ALL '.join(rest or [_NO_COUNTS])})")
     return ",\n".join(ctes)
 
 
