@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
-from mlmon.jobs.spec import JobSpec
+from mlmon.jobs.spec import JobSpec, table_exists
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, group_outputs, no_failure_checks
 from mlmon.metrics.quality import LabelBalance, OfflineMetrics, OnlineQuality, QualityAggregate, online_quality
 from mlmon.samples import make_tags
@@ -19,7 +19,6 @@ from mlmon.warehouse.cardinality import fetch_pairs
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError
 from mlmon.warehouse.predictions import GroupKey
 from mlmon.warehouse.quality import fetch_label_balance, fetch_offline_metrics, fetch_quality
-from mlmon.warehouse.sql import exists_query
 
 log = logging.getLogger("mlmon.jobs.quality")
 
@@ -52,14 +51,6 @@ def lanes(instance: Instance) -> list[Lane]:
 failure_checks = no_failure_checks
 
 
-def _exists(engine: Engine, table: str) -> bool:
-    try:
-        engine.fetch(exists_query(table), {})
-    except QueryError:
-        return False
-    return True
-
-
 def compute(
     engine: Engine,
     instance: Instance,
@@ -83,7 +74,7 @@ def compute(
             offline, n = fetch_offline_metrics(engine, instance, pairs)
             fetched += n
         except QueryError as exc:
-            if instance.tables.explicit("training_runs") or _exists(engine, instance.tables.training_runs):
+            if instance.tables.explicit("training_runs") or table_exists(engine, instance.tables.training_runs):
                 problems.append(f"instance {instance.name}, table {instance.tables.training_runs}: {exc}; "
                                 "logloss_vs_offline and auc_vs_offline not computed")
             else:  # left at its default name and absent: like a job whose table is missing, not an error

@@ -17,7 +17,7 @@ from typing import Any
 
 from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, tag_keys
 from mlmon.config import Instance
-from mlmon.jobs.spec import JobSpec
+from mlmon.jobs.spec import JobSpec, table_exists
 from mlmon.jobs.training import tag
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, WindowOutput, model_tags
 from mlmon.metrics.serving import ServingStats, serving_stats
@@ -26,7 +26,6 @@ from mlmon.state import JobState
 from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.features import FeatureKind
 from mlmon.warehouse.serving import fetch_serving_features, reference_features, serving_kinds, source_table
-from mlmon.warehouse.sql import exists_query
 
 log = logging.getLogger("mlmon.jobs.serving_features")
 
@@ -51,12 +50,7 @@ def _reference(engine: Engine, instance: Instance) -> tuple[list[str], str]:
     try:
         return reference_features(engine, instance, instance.jobs.serving_features.features), ""
     except QueryError as exc:
-        try:
-            engine.fetch(exists_query(table), {})
-            exists = True
-        except QueryError:
-            exists = False
-        if instance.tables.explicit("training_features") or exists:
+        if instance.tables.explicit("training_features") or table_exists(engine, table):
             return [], (f"instance {instance.name}, job serving_features, table {table}: {exc}; psi_training and "
                         "unseen_share not computed")
         log.debug("instance %s: table %s (default name) not found; psi_training and unseen_share not computed",

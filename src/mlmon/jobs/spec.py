@@ -124,6 +124,15 @@ class JobSpec:
         return f"instance {instance.name}, job {self.name}, {tables}: {problem}"
 
 
+def table_exists(engine: Engine, table: str) -> bool:
+    """Whether ``table`` (a physical name) exists: a probe that reads no row."""
+    try:
+        engine.fetch(exists_query(table), {})
+    except QueryError:
+        return False
+    return True
+
+
 def absent_default_table(engine: Engine, instance: Instance, spec: JobSpec, known: set[str] | None = None,
                          *, explicit_too: bool = False) -> tuple[str, str] | None:
     """The first table ``spec`` reads that the config left at its default name (or any, ``explicit_too``)

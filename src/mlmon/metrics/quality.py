@@ -10,10 +10,13 @@ Mann-Whitney form of the area under the curve scikit-learn integrates, hence exa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
+
+from mlmon.metrics.results import MetricFields
 
 #: scikit-learn's log-loss clip for float64 predictions
 LOGLOSS_EPS = float(np.finfo(np.float64).eps)
@@ -117,7 +120,7 @@ class OfflineMetrics:
 
 
 @dataclass(frozen=True)
-class OnlineQuality:
+class OnlineQuality(MetricFields):
     """Reported online metrics; ``None`` where undefined for the window."""
 
     labeled_count: int
@@ -135,10 +138,8 @@ class OnlineQuality:
     auc_vs_offline: float | None
     one_class: bool
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every metric suffix it can report: its fields, ``one_class`` (a flag) aside."""
-        return tuple(f.name for f in fields(cls) if f.name != "one_class")
+    #: a flag, not a metric
+    NOT_METRICS: ClassVar[frozenset[str]] = frozenset({"one_class"})
 
     def values(self) -> dict[str, float]:
         """Metric suffix -> value, for the defined (not None, finite) metrics only."""

@@ -9,10 +9,12 @@ reproducibility problem, so the strictest reading is taken). Its difference is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from mlmon.metrics.results import MetricFields
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class ReproducibilityAggregate:
 
 
 @dataclass(frozen=True)
-class Reproducibility:
+class Reproducibility(MetricFields):
     """Reported values; ``None`` where undefined (nothing checked)."""
 
     rate: float | None
@@ -58,15 +60,6 @@ class Reproducibility:
     missing_count: int
     mean_abs_diff: float | None
     max_abs_diff: float | None
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every metric suffix it can report: its fields."""
-        return tuple(f.name for f in fields(cls))
-
-    def values(self) -> dict[str, float]:
-        """Metric suffix -> value, for the defined metrics only."""
-        return {name: float(v) for name in self.names() if (v := getattr(self, name)) is not None}
 
 
 def reproducibility(agg: ReproducibilityAggregate) -> Reproducibility:

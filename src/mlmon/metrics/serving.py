@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
+from mlmon.metrics.results import MetricFields
 from mlmon.metrics.training import FeatureAggregate, categorical_psi, feature_aggregates, numeric_psi, value_shares
 
 
@@ -61,7 +62,7 @@ class ServingAggregate:
 
 
 @dataclass(frozen=True)
-class ServingStats:
+class ServingStats(MetricFields):
     """The metrics of one (model, version, window, feature) (``None``: not reported)."""
 
     null_ratio: float | None = None
@@ -75,14 +76,8 @@ class ServingStats:
     psi_training: float | None = None
     value_shares: Mapping[str, float] = field(default_factory=dict)
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every scalar metric suffix it can report: its fields, ``value_shares`` (one series per value) aside."""
-        return tuple(f.name for f in fields(cls) if f.name != "value_shares")
-
-    def values(self) -> dict[str, float]:
-        """The defined scalar metrics by name (``value_shares`` apart)."""
-        return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
+    #: one series per value, sent apart
+    NOT_METRICS: ClassVar[frozenset[str]] = frozenset({"value_shares"})
 
 
 def serving_stats(agg: ServingAggregate, categorical: bool, min_rows: int = 0) -> ServingStats:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from mlmon.metrics.drift import PSI_BINS, psi_from_counts
+from mlmon.metrics.results import MetricFields
 
 #: the "30-day" comparison: the latest run trained at least this long before the latest one
 MONTH_SECONDS = 30 * 86400
@@ -46,7 +47,7 @@ class TrainingRun:
 
 
 @dataclass(frozen=True)
-class Lineage:
+class Lineage(MetricFields):
     """The lineage metrics of one model (``None``: undefined, not reported)."""
 
     rows: float | None = None
@@ -58,15 +59,6 @@ class Lineage:
     valid_logloss_change_prev: float | None = None
     valid_auc_change_prev: float | None = None
     model_age_hours: float | None = None
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every metric suffix it can report: its fields."""
-        return tuple(f.name for f in fields(cls))
-
-    def values(self) -> dict[str, float]:
-        """The defined metrics by name (the suffix after ``mlmon.training.``)."""
-        return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
 
 
 def _finite(value: float | None) -> float | None:
@@ -128,7 +120,7 @@ class FeatureAggregate:
 
 
 @dataclass(frozen=True)
-class FeatureStats:
+class FeatureStats(MetricFields):
     """The feature metrics of one (model, feature) of the latest version (``None``: not reported)."""
 
     null_ratio: float | None = None
@@ -139,14 +131,8 @@ class FeatureStats:
     psi_prev: float | None = None
     value_shares: Mapping[str, float] = field(default_factory=dict)
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every scalar metric suffix it can report: its fields, ``value_shares`` (one series per value) aside."""
-        return tuple(f.name for f in fields(cls) if f.name != "value_shares")
-
-    def values(self) -> dict[str, float]:
-        """The defined scalar metrics by name (``value_shares`` apart)."""
-        return {name: v for name in self.names() if (v := getattr(self, name)) is not None}
+    #: one series per value, sent apart
+    NOT_METRICS: ClassVar[frozenset[str]] = frozenset({"value_shares"})
 
 
 class Counts(Protocol):

@@ -33,6 +33,7 @@ from mlmon.warehouse.sql import (
     partition_days,
     partition_filter,
     ts_param,
+    used_params,
 )
 
 
@@ -136,8 +137,7 @@ def fetch_pairs(
     """Run the statement. Raises :class:`~mlmon.warehouse.engines.QueryError`."""
     params = pairs_params(start, end, width, day_start=day_start, ref_start=ref_start, ref_end=ref_end,
                           include=include, exclude=exclude)
-    if instance.partition("predictions") is not None:
-        params.update(partition_days(params, _PAIRS_RANGES))
+    params.update(partition_days(params, _PAIRS_RANGES, instance.partition("predictions")))
     rows = engine.fetch(build_pairs_query(instance, include, exclude), params)
     return [
         VersionSeen(str(row.model), str(row.model_version), bool(row.active), bool(row.valid),
@@ -202,8 +202,8 @@ def fetch_feature_counts(
     if not features or not versions:
         return {}
     query = build_feature_counts_query(instance, features, kinds, [len(v) for v in versions.values()])
-    used = {p.name for p in query.find_all(exp.Placeholder)}  # $float_max only with a numeric feature
-    rows = engine.fetch(query, {k: v for k, v in version_params(versions).items() if k in used})
+    # $float_max only with a numeric feature
+    rows = engine.fetch(query, used_params(query, version_params(versions)))
     return {
         (str(row.model), features[int(row.f)], int(row.role)):
             FeatureCount(int(row.n), int(row.n_valid or 0), int(row.n_distinct or 0))

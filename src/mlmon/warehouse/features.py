@@ -38,6 +38,7 @@ from mlmon.warehouse.sql import (
     configured_table,
     finite_or_none,
     parse_template,
+    used_params,
 )
 
 FeatureKind = Literal["numeric", "categorical"]
@@ -319,7 +320,5 @@ def fetch_feature_aggregates(
     if not features or not versions:
         return FeaturesResult({}, 0)
     query = build_features_query(instance, features, kinds, [len(v) for v in versions.values()])
-    used = {p.name for p in query.find_all(exp.Placeholder)}
-    params = {k: v for k, v in features_params(versions, top_k).items() if k in used}
-    rows = engine.fetch(query, params)
+    rows = engine.fetch(query, used_params(query, features_params(versions, top_k)))
     return FeaturesResult(parse_features(rows, list(versions), features, top_k), len(rows))

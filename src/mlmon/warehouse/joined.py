@@ -90,6 +90,5 @@ def joined_params(instance: Instance, joined: str, params: dict[str, Any]) -> di
     """``params`` and the days :func:`bind_joined`'s partition predicates bind."""
     out = dict(params)
     for table in ("predictions", joined):
-        if instance.partition(table) is not None:
-            out.update(partition_days(params, (READS[table][2],)))
+        out.update(partition_days(params, (READS[table][2],), instance.partition(table)))
     return out

@@ -337,8 +337,7 @@ def fetch_prediction_aggregates(
     """Run the statement for one range and return aggregates for every group in it."""
     query = build_query(instance, models, engine.dialect)
     params = query_params(start, end, ref_start, ref_end, window, models)
-    if instance.partition("predictions") is not None:
-        params.update(partition_days(params, RANGES))
+    params.update(partition_days(params, RANGES, instance.partition("predictions")))
     rows = engine.fetch(query, params)
     parse = parse_grouped_rows if engine.dialect == "duckdb" else parse_rows
     return PredictionQueryResult(parse(rows), len(rows))

@@ -304,8 +304,7 @@ def serving_params(
     when it runs)."""
     params: dict[str, Any] = {"start": ts_param(start), "end": ts_param(end), "window_seconds": int(width),
                               "top_k": int(top_k), "float_max": sys.float_info.max, **model_params(include, ())}
-    if instance.partition(source_table(instance)) is not None:
-        params.update(partition_days(params, (RANGE,)))
+    params.update(partition_days(params, (RANGE,), instance.partition(source_table(instance))))
     return params
 
 

@@ -205,10 +205,13 @@ def partition_filter(
     return query
 
 
-def partition_days(params: Mapping[str, Any], ranges: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """The bound days of :func:`partition_filter`: for each range ``[$a, $b)`` of ``params`` (naive UTC
-    datetimes), ``<a>_day`` is the date of ``$a`` and ``<b>_day`` that of the range's last instant."""
-    out = {}
+def partition_days(params: Mapping[str, Any], ranges: Sequence[tuple[str, str]], column: str | None) -> dict[str, str]:
+    """The bound days of :func:`partition_filter` over ``column`` (none when it is None): for each range
+    ``[$a, $b)`` of ``params`` (naive UTC datetimes), ``<a>_day`` is the date of ``$a`` and ``<b>_day`` that of
+    the range's last instant."""
+    out: dict[str, str] = {}
+    if column is None:
+        return out
     for a, b in ranges:
         out[f"{a}_day"] = params[a].date().isoformat()
         out[f"{b}_day"] = max(params[a], params[b] - dt.timedelta(microseconds=1)).date().isoformat()
