@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import duckdb
 import numpy as np
 from tests.helpers import DuckDBWarehouse, utc
 from tests.scenarios import write_every_table
@@ -61,10 +62,23 @@ def test_every_emitted_metric_is_catalogued(duckdb_warehouse, tmp_path) -> None:
     # and a warehouse with every table, for the quality, reproducibility and training jobs
     full = DuckDBWarehouse(tmp_path / "full.duckdb")
     write_every_table(full, now)
+    # a placement for the segments, and the same rows one and two days earlier: the days whose traffic chooses
+    # the segment values of the windows' days
+    con = duckdb.connect(str(full.path))
+    con.execute("ALTER TABLE predictions ADD COLUMN placement VARCHAR")
+    con.execute("UPDATE predictions SET placement = CASE WHEN hash(request_id) % 5 = 0 THEN NULL "
+                "WHEN hash(request_id) % 5 = 1 THEN 'search' ELSE 'feed' END")
+    for days in (1, 2):
+        con.execute(f"INSERT INTO predictions SELECT request_id || '-{days}d', ts - INTERVAL {days} DAY, model, "
+                    "model_version, prediction, placement FROM predictions WHERE NOT contains(request_id, 'd')")
+    con.close()
     config = parse_config({
         "init_config": {"env": "test", "state_dir": str(tmp_path / "state-full")},
         "instances": [{"name": "full", "warehouse": full.config(), "tables": {"serving_features": "serving_features"},
-                       "jobs": {"quality": {"initial_lookback": "4h"}, "reproducibility": {"initial_lookback": "4h"},
+                       "jobs": {"quality": {"initial_lookback": "4h", "segment_by": ["placement"],
+                                            "segment_min_labeled": 1},
+                                "predictions": {"segment_by": ["placement"], "initial_lookback": "4h"},
+                                "reproducibility": {"initial_lookback": "4h"},
                                 "training": {"features": ["age", "device", "bid_floor"]},
                                 "serving_features": {"features": ["age", "device", "bid_floor"], "top_k": 3,
                                                      "psi_min_rows": 1, "initial_lookback": "4h"}}}],

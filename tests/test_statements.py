@@ -45,7 +45,7 @@ def _run(engine: DuckDBEngine, instance, dialect: str):
     end = START + 7 * WIDTH  # window 6 is empty
     query = build_query(instance, (), dialect)
     rows = engine.fetch(query, query_params(START, end, START - 86400, end - 86400, WIDTH))
-    return parse_grouped_rows(rows) if dialect == "duckdb" else parse_rows(rows)
+    return (parse_grouped_rows(rows) if dialect == "duckdb" else parse_rows(rows)).groups
 
 
 def test_duckdb_statement_equals_portable_statement_and_numpy(duckdb_warehouse) -> None:

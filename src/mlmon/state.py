@@ -26,12 +26,15 @@ class JobState:
     windows a failed first run could not deliver are still due later. ``models`` maps a
     model name to ``{"last_seen": <window end>, "version": <last version>}`` so that a model that
     stops serving is still expected (and reported with ``count`` 0) for a day. ``lanes`` holds the
-    watermarks of models with a delay of their own (``quality``'s ``label_delay_by_model``).
+    watermarks of models with a delay of their own (``quality``'s ``label_delay_by_model``). ``segments``
+    holds the segment values chosen for each UTC day (``segment_by``: :mod:`mlmon.jobs.segments`), keyed by
+    the day's start in Unix seconds, so that they are chosen once a day.
     """
 
     watermark: float | None = None
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     lanes: dict[str, float] = field(default_factory=dict)
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def lane_watermark(self, key: str) -> float | None:
         """The watermark of lane ``key`` (``""``: the job's own)."""
@@ -75,6 +78,9 @@ def _state_problem(data: Any) -> str:
             return f"models -> {model} -> version is {info['version']!r}; expected text or null"
     if not isinstance(lanes, dict):
         return "lanes: expected an object"
+    segments = data.get("segments", {})
+    if not isinstance(segments, dict) or not all(isinstance(v, dict) for v in segments.values()):
+        return "segments: expected an object of objects"
     for lane, mark in lanes.items():
         if not _is_seconds(mark):
             return f"lanes -> {lane} is {mark!r}; expected Unix seconds"
@@ -106,6 +112,7 @@ class StateStore:
         return JobState(
             watermark=_seconds(data.get("watermark")), models={m: dict(v) for m, v in data.get("models", {}).items()},
             lanes={k: float(v) for k, v in data.get("lanes", {}).items()},
+            segments={k: dict(v) for k, v in data.get("segments", {}).items()},
         )
 
     def save(self, instance: str, job: str, state: JobState) -> None:
@@ -113,7 +120,8 @@ class StateStore:
         path = self._path(instance, job)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(
-            {"watermark": state.watermark, "models": state.models, "lanes": state.lanes}, sort_keys=True, indent=1
+            {"watermark": state.watermark, "models": state.models, "lanes": state.lanes,
+             **({"segments": state.segments} if state.segments else {})}, sort_keys=True, indent=1,
         )
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{job}.", suffix=".tmp")
         try:

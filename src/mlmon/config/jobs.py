@@ -28,7 +28,28 @@ class _WindowJob(_Frozen):
         return self
 
 
-class PredictionsJob(_WindowJob):
+class _Segmented(_Frozen):
+    """``segment_by``: the same metrics per value of bounded categorical columns of the prediction log.
+
+    Per model and column the ``segment_top_k`` values with the most predictions in the previous UTC day are
+    kept (chosen once a day); the others are ``__other__``, NULL is ``__null__``. A column with more than
+    ``segment_max_values`` distinct values for a model in that day is refused for that model (a message
+    names it) instead of creating that many series.
+    """
+
+    segment_by: tuple[Identifier, ...] = ()
+    segment_top_k: int = Field(default=10, ge=1, le=100)
+    segment_max_values: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct_segments(self) -> _Segmented:
+        twice = sorted({c for c in self.segment_by if self.segment_by.count(c) > 1})
+        if twice:
+            raise ValueError(f"segment_by lists {', '.join(twice)} more than once")
+        return self
+
+
+class PredictionsJob(_WindowJob, _Segmented):
     """Descriptive statistics, same-value ratio, invalid counts and drift of served predictions."""
 
     interval: Duration = Field(default=600, gt=0)
@@ -48,7 +69,7 @@ class PredictionsJob(_WindowJob):
         return self
 
 
-class QualityJob(_WindowJob):
+class QualityJob(_WindowJob, _Segmented):
     """Online logloss, AUC, calibration and more on predictions joined with their matured labels.
 
     A window is processed once ``end + label_delay`` has passed (per model with
@@ -67,6 +88,9 @@ class QualityJob(_WindowJob):
     #: labels tables that hold only the positives (clicks, conversions). Label rows that are all invalid
     #: values stay an invalid label either way.
     missing_label: Literal["skip", "negative"] = "skip"
+    #: a segment's ``auc_vs_model`` and ``logloss_vs_model`` are sent only for a window where it has this many
+    #: labeled predictions (below, one window's AUC of a slice is mostly noise)
+    segment_min_labeled: int = Field(default=200, ge=0)
 
 
 class ReproducibilityJob(_WindowJob):

@@ -19,9 +19,16 @@ from mlmon.cardinality import (
     tag_keys,
 )
 from mlmon.config import Instance
+from mlmon.jobs.segments import choose, segment_samples, series_counts
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, WindowOutput, model_tags
-from mlmon.metrics.descriptive import PredictionAggregate, PredictionStats, describe
+from mlmon.metrics.descriptive import (
+    PredictionAggregate,
+    PredictionStats,
+    SegmentPredictionStats,
+    describe,
+    describe_segment,
+)
 from mlmon.metrics.drift import DRIFT_METRICS, ks_statistic, psi
 from mlmon.metrics.histogram import ScoreHistogram
 from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
@@ -36,6 +43,9 @@ log = logging.getLogger("mlmon.jobs.predictions")
 AVAILABLE_CHECK = "mlmon.predictions.available"
 #: every metric the job emits, per (model, model_version) and window; ``count`` also for expected but silent models
 METRICS = tuple(f"mlmon.prediction.{name}" for name in (*PredictionStats.names(), *DRIFT_METRICS))
+SEGMENT_PREFIX = "mlmon.segment.prediction."
+#: per (model, model_version, window, segment column, value), with ``segment_by``
+SEGMENT_METRICS = tuple(SEGMENT_PREFIX + name for name in SegmentPredictionStats.names())
 
 
 def _expected_models(
@@ -97,7 +107,9 @@ def compute(
     unread = [i for i in references if i not in known]
     # an empty reference range is the windows' own: nothing more is read
     ref_start, ref_end = ((unread[0] * width, (unread[-1] + 1) * width) if unread else (start, end))
-    result = fetch_prediction_aggregates(engine, instance, start, end, ref_start, ref_end, width, lane.include)
+    segments = choose(engine, instance, "predictions", job, windows, state, memo)
+    result = fetch_prediction_aggregates(engine, instance, start, end, ref_start, ref_end, width, lane.include,
+                                         segments.plan)
 
     by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
     hists: dict[int, dict[GroupKey, ScoreHistogram]] = defaultdict(dict)
@@ -140,6 +152,9 @@ def compute(
                 if value is not None:
                     out.samples.append(Sample(f"mlmon.prediction.{name}", float(value), tags, window.end))
             out.models[key.model] = key.model_version
+        for skey, sagg in sorted(s for s in result.segments.items() if s[0].window_index == window.index):
+            out.samples.extend(segment_samples(SEGMENT_PREFIX, skey, describe_segment(sagg).values(), base,
+                                               window.end))
         expected = _expected_models(window, seen, state, instance.models, day_windows)
         for model in sorted(expected | present):
             check_tags = make_tags(base, f"model:{model}")
@@ -159,7 +174,7 @@ def compute(
             )
             out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, window.end, message))
         outputs.append(out)
-    return Batch(outputs, result.rows_fetched)
+    return Batch(outputs, result.rows_fetched + segments.rows_fetched, segments.problems)
 
 
 def _last_version(
@@ -210,10 +225,15 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
         else:
             counter.add(name, len(valid))
     available = len(expected | {m for m, _ in active})
+    versions: dict[str, int] = defaultdict(int)
+    for model, _ in active:
+        versions[model] += 1
+    segment_rows, problems = series_counts(engine, instance, job, now, versions, SEGMENT_METRICS, base)
     return Counted(
-        counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)),
+        counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)) + segment_rows,
         [SeriesCount(AVAILABLE_CHECK, tag_keys(base, "model"), available)],
         [Period(start, end, len(windows))],
+        problems,
     )
 
 
@@ -222,7 +242,13 @@ def rows_covered(values: Mapping[str, float]) -> float:
     return values.get("mlmon.prediction.count", 0.0)
 
 
+def _columns(instance: Instance) -> dict[str, tuple[str, ...]]:
+    """The segment columns, of the prediction log."""
+    return {"predictions": instance.jobs.predictions.segment_by} if instance.jobs.predictions.segment_by else {}
+
+
 SPEC = JobSpec(
-    name="predictions", tables=("predictions",), metrics=METRICS, series=series, window=compute, lanes=lanes,
-    delay_setting="lateness", failure_checks=failure_checks, rows_covered=rows_covered,
+    name="predictions", tables=("predictions",), metrics=(*METRICS, *SEGMENT_METRICS), series=series,
+    window=compute, lanes=lanes, delay_setting="lateness", failure_checks=failure_checks, rows_covered=rows_covered,
+    columns=_columns,
 )

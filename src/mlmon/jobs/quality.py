@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
+from mlmon.jobs.segments import choose, segment_samples, series_counts
 from mlmon.jobs.spec import JobSpec, table_exists
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, group_outputs, no_failure_checks
 from mlmon.metrics.quality import LabelBalance, OfflineMetrics, OnlineQuality, QualityAggregate, online_quality
@@ -24,6 +25,12 @@ log = logging.getLogger("mlmon.jobs.quality")
 
 #: every metric the job emits, per (model, model_version) and matured window
 METRICS = tuple(f"mlmon.online.{name}" for name in OnlineQuality.names())
+SEGMENT_PREFIX = "mlmon.segment.online."
+#: what a segment reports of :class:`OnlineQuality` (the other metrics are the model's, not a slice's)
+SEGMENT_QUALITY = ("labeled_count", "positive_rate", "mean_prediction", "logloss", "auc", "calibration")
+#: a segment against its model's value in the same window and version (``segment_min_labeled`` labeled rows)
+SEGMENT_COMPARISONS = ("auc_vs_model", "logloss_vs_model")
+SEGMENT_METRICS = tuple(SEGMENT_PREFIX + name for name in (*SEGMENT_QUALITY, *SEGMENT_COMPARISONS))
 
 
 def lanes(instance: Instance) -> list[Lane]:
@@ -64,9 +71,11 @@ def compute(
     """Query one range of windows (predictions joined with labels) and return per-window outputs."""
     job = instance.jobs.quality
     start, end = windows[0].start, windows[-1].end
-    result = fetch_quality(engine, instance, start, end, job.window, lane.delay, lane.include, lane.exclude)
-    fetched = result.rows_fetched
-    problems: list[str] = []
+    segments = choose(engine, instance, "quality", job, windows, state, memo)
+    result = fetch_quality(engine, instance, start, end, job.window, lane.delay, lane.include, lane.exclude,
+                           segments.plan)
+    fetched = result.rows_fetched + segments.rows_fetched
+    problems: list[str] = list(segments.problems)
     offline: dict[tuple[str, str], OfflineMetrics] = {}
     if instance.tables.training_runs and result.groups:
         pairs = sorted({(k.model, k.model_version) for k in result.groups})
@@ -88,8 +97,31 @@ def compute(
                       key.model, key.model_version, iso(window.end), agg.positives, agg.labeled_count)
         return quality.values()
 
-    outputs = group_outputs(windows, result.groups, make_tags(base_tags), "mlmon.online.", values)
+    base = make_tags(base_tags)
+    outputs = group_outputs(windows, result.groups, base, "mlmon.online.", values)
+    by_window = {out.window.index: out for out in outputs}
+    overall = {key: online_quality(agg) for key, agg in result.groups.items()}
+    for skey, sagg in sorted(result.segments.items()):
+        out = by_window.get(skey.window_index)
+        if out is not None:
+            seg_values = segment_values(online_quality(sagg), overall.get(skey.group), job.segment_min_labeled)
+            out.samples.extend(segment_samples(SEGMENT_PREFIX, skey, seg_values, base, out.window.end))
     return Batch(outputs, fetched, problems)
+
+
+def segment_values(segment: OnlineQuality, model: OnlineQuality | None, min_labeled: int) -> dict[str, float]:
+    """A segment's :data:`SEGMENT_QUALITY` values and, with ``min_labeled`` labeled rows (and the model's value
+    defined), ``auc_vs_model`` (segment AUC less the model's) and ``logloss_vs_model`` (segment logloss over the
+    model's)."""
+    defined = segment.values()
+    out = {name: defined[name] for name in SEGMENT_QUALITY if name in defined}
+    if model is None or segment.labeled_count < min_labeled:
+        return out
+    if segment.auc is not None and model.auc is not None:
+        out["auc_vs_model"] = segment.auc - model.auc
+    if segment.logloss is not None and model.logloss:
+        out["logloss_vs_model"] = segment.logloss / model.logloss
+    return out
 
 
 def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, base: Sequence[str]) -> Counted:
@@ -115,7 +147,12 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
             counter.add(name, len(active))
         elif name not in offline or instance.tables.training_runs is not None:
             counter.add(name, len(valid))
-    return Counted(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)), periods=periods)
+    versions: dict[str, int] = defaultdict(int)
+    for model, _ in active:
+        versions[model] += 1
+    segment_rows, problems = series_counts(engine, instance, job, now, versions, SEGMENT_METRICS, base)
+    return Counted(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)) + segment_rows, periods=periods,
+                   problems=problems)
 
 
 def rows_covered(values: Mapping[str, float]) -> float:
@@ -178,7 +215,13 @@ def _one_class_advice(instance: Instance, b: LabelBalance) -> str:
     return f"{what}: check that positives are 1, true or '1' and arrive within label_delay"
 
 
+def _columns(instance: Instance) -> dict[str, tuple[str, ...]]:
+    """The segment columns, of the prediction log."""
+    return {"predictions": instance.jobs.quality.segment_by} if instance.jobs.quality.segment_by else {}
+
+
 SPEC = JobSpec(
-    name="quality", tables=("predictions", "labels"), metrics=METRICS, series=series, window=compute, lanes=lanes,
-    delay_setting="label_delay", rows_covered=rows_covered, check=check_label_balance,
+    name="quality", tables=("predictions", "labels"), metrics=(*METRICS, *SEGMENT_METRICS), series=series,
+    window=compute, lanes=lanes, delay_setting="label_delay", rows_covered=rows_covered, check=check_label_balance,
+    columns=_columns,
 )

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlmon.metrics.histogram import ScoreHistogram
+from mlmon.metrics.results import MetricFields
 
 # (metric suffix, probability) of the quantiles mlmon reports
 QUANTILES: tuple[tuple[str, float], ...] = (
@@ -28,12 +29,16 @@ QUANTILES: tuple[tuple[str, float], ...] = (
 )
 
 
-def quantile_ranks(valid_count: int) -> set[int]:
+#: the quantiles a segment reports (``mlmon.segment.prediction.p50``, ``.p95``)
+SEGMENT_QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p95", 0.95))
+
+
+def quantile_ranks(valid_count: int, quantiles: tuple[tuple[str, float], ...] = QUANTILES) -> set[int]:
     """0-based ranks of the sorted valid predictions needed to interpolate every reported quantile."""
     ranks: set[int] = set()
     if valid_count <= 0:
         return ranks
-    for _, q in QUANTILES:
+    for _, q in quantiles:
         lo = math.floor(q * (valid_count - 1))
         ranks.update((lo, min(lo + 1, valid_count - 1)))
     return ranks
@@ -114,12 +119,14 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def interpolate_quantiles(valid_count: int, order_stats: Mapping[int, float]) -> dict[str, float]:
+def interpolate_quantiles(
+    valid_count: int, order_stats: Mapping[int, float], quantiles: tuple[tuple[str, float], ...] = QUANTILES
+) -> dict[str, float]:
     """NumPy-linear quantiles from the order statistics at :func:`quantile_ranks`."""
     out: dict[str, float] = {}
     if valid_count <= 0:
         return out
-    for name, q in QUANTILES:
+    for name, q in quantiles:
         pos = q * (valid_count - 1)
         lo = math.floor(pos)
         hi = min(lo + 1, valid_count - 1)
@@ -146,5 +153,34 @@ def describe(agg: PredictionAggregate) -> PredictionStats:
             dict(agg.quantiles) if agg.quantiles is not None and has_rows
             else interpolate_quantiles(agg.valid_count, agg.order_stats)
         ),
+        same_value_ratio=agg.mode_count / agg.valid_count if has_rows else None,
+    )
+
+
+@dataclass(frozen=True)
+class SegmentPredictionStats(MetricFields):
+    """What one segment value of one window reports (``mlmon.segment.prediction.*``); ``None``: undefined."""
+
+    count: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    same_value_ratio: float | None
+
+
+def describe_segment(agg: PredictionAggregate) -> SegmentPredictionStats:
+    """A segment's statistics from its aggregate (``quantiles`` or ``order_stats`` of :data:`SEGMENT_QUANTILES`)."""
+    has_rows = agg.valid_count > 0
+    if not has_rows:
+        quantiles: Mapping[str, float] = {}
+    elif agg.quantiles is not None:
+        quantiles = agg.quantiles
+    else:
+        quantiles = interpolate_quantiles(agg.valid_count, agg.order_stats, SEGMENT_QUANTILES)
+    return SegmentPredictionStats(
+        count=agg.count,
+        mean=_finite(agg.mean) if has_rows else None,
+        p50=quantiles.get("p50"),
+        p95=quantiles.get("p95"),
         same_value_ratio=agg.mode_count / agg.valid_count if has_rows else None,
     )

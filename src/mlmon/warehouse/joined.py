@@ -13,13 +13,14 @@ tables' date partition columns too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
 
 from mlmon.config import Instance
-from mlmon.warehouse.predictions import GroupKey, predictions_cte
+from mlmon.warehouse.predictions import GroupKey, SegmentKey, predictions_cte
+from mlmon.warehouse.segments import column_renames
 from mlmon.warehouse.sql import Statement, bind_tables, model_filter, partition_days, partition_filter, ts_param
 
 PREDICTIONS_CTE = predictions_cte("preds", request_id=True)
@@ -63,6 +64,8 @@ class JoinedResult:
 
     groups: dict[GroupKey, Any]
     rows_fetched: int
+    #: with ``segment_by``: aggregates by segment group
+    segments: dict[SegmentKey, Any] = field(default_factory=dict)
 
 
 #: each table a statement reads by time: (its CTE, the alias it reads the table by, the range it reads)
@@ -74,16 +77,21 @@ READS: dict[str, tuple[str, str, tuple[str, str]]] = {
 
 
 def bind_joined(
-    statement: Statement[Any], instance: Instance, joined: str, include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
+    statement: Statement[Any] | exp.Expression, instance: Instance, joined: str, include: Sequence[str] = (),
+    exclude: Sequence[str] = (), segments: Sequence[str] = (),
 ) -> exp.Expression:
     """``statement`` over the instance's predictions and table ``joined`` (``labels``, ``replays``), restricted
-    to the models of a lane (``include``, less ``exclude``), with the date partition columns bounded too."""
-    query = model_filter(statement.template.copy(), "preds", include, exclude)
+    to the models of a lane (``include``, less ``exclude``), with the date partition columns bounded too; the
+    predictions' ``segments`` columns read as the template's ``src.__segment_<i>__``."""
+    template = statement.template if isinstance(statement, Statement) else statement
+    query = model_filter(template.copy(), "preds", include, exclude)
     for table in ("predictions", joined):
         cte, alias, period = READS[table]
         query = partition_filter(query, cte, alias, instance.partition(table), (period,))
-    return bind_tables(query, sources(instance, "predictions", joined))
+    bound = sources(instance, "predictions", joined)
+    if segments:
+        bound["src"] = (bound["src"][0], column_renames(instance, "predictions", segments))
+    return bind_tables(query, bound)
 
 
 def joined_params(instance: Instance, joined: str, params: dict[str, Any]) -> dict[str, Any]:

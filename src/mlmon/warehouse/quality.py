@@ -31,8 +31,9 @@ Per-request rules, chosen so that numbers do not depend on when the agent ran:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlglot import exp
@@ -51,7 +52,8 @@ from mlmon.warehouse.joined import (
     sources,
     window_params,
 )
-from mlmon.warehouse.predictions import GroupKey
+from mlmon.warehouse.predictions import GroupKey, SegmentKey, predictions_cte
+from mlmon.warehouse.segments import SegmentPlan, bind_segments, segment_params, unpivot
 from mlmon.warehouse.sql import Statement, bind_tables, cte_select, in_list, model_filter, model_params, ts_param
 
 #: a label's text form (lower case) that means 1, and 0, whatever the column's type and engine
@@ -77,10 +79,13 @@ labs AS (
   WHERE lab.label_ts >= $label_start AND lab.label_ts < $label_end
 )"""
 
-# y: 1, 0, or NULL when the counted label rows are all invalid or, unless $missing_negative = 1, absent
-_MATCHED_CTE = f"""
+# y: 1, 0, or NULL when the counted label rows are all invalid or, unless $missing_negative = 1, absent; with
+# segments, each prediction's raw segment values (MIN: not in the grouping, which stays the unsegmented one's)
+def _matched_cte(segments: int = 0) -> str:
+    raw = "".join(f" MIN(pr.s{i}) AS s{i}," for i in range(segments))
+    return f"""
 matched AS (
-  SELECT pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok,
+  SELECT pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok,{raw}
     CASE WHEN COUNT(lb.request_id) > 0 THEN MAX({_label_value()})
          WHEN $missing_negative = 1 THEN 0 END AS y,
     COUNT(lb.request_id) AS label_rows
@@ -91,6 +96,9 @@ matched AS (
     AND EPOCH(lb.label_ts) < (pr.w + 1) * $window_seconds + $label_delay
   GROUP BY pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok
 )"""
+
+
+_MATCHED_CTE = _matched_cte()
 
 _STATS_CTE = """
 stats AS (
@@ -126,31 +134,83 @@ class QualityRow(NamedTuple):
     auc2: Any
 
 
-_QUALITY = Statement(
-    "quality",
-    QualityRow,
-    f"""
-WITH {PREDICTIONS_CTE},{_LABELS_CTE},{_MATCHED_CTE},{_STATS_CTE},
+_RANKED = """
 ranked AS (
-  SELECT model, model_version, w, y,
-    RANK() OVER (PARTITION BY model, model_version, w ORDER BY p NULLS FIRST) AS r,
-    ROUND(CUME_DIST() OVER (PARTITION BY model, model_version, w ORDER BY p NULLS FIRST)
-          * COUNT(*) OVER (PARTITION BY model, model_version, w)) AS le
-  FROM matched
+  SELECT {keys}, y,
+    RANK() OVER (PARTITION BY {keys} ORDER BY p NULLS FIRST) AS r,
+    ROUND(CUME_DIST() OVER (PARTITION BY {keys} ORDER BY p NULLS FIRST)
+          * COUNT(*) OVER (PARTITION BY {keys})) AS le
+  FROM {source}
   WHERE ok = 1 AND y IS NOT NULL
 ),
 pairs AS (
-  SELECT model, model_version, w, SUM(CASE WHEN y = 1 THEN r + le ELSE 0 END) AS rank_sum2
+  SELECT {keys}, SUM(CASE WHEN y = 1 THEN r + le ELSE 0 END) AS rank_sum2
   FROM ranked
-  GROUP BY model, model_version, w
-)
+  GROUP BY {keys}
+)"""
+
+_GROUP = "model, model_version, w"
+_QUALITY_SELECT = """
 SELECT s.model, s.model_version, s.w, s.n, s.n_valid, s.n_labeled, s.n_bad_label, s.n_pos,
-       s.sum_p, s.sum_logloss, s.sum_sq, CAST(a.rank_sum2 - s.n_pos * (s.n_pos + 1) AS BIGINT) AS auc2
-FROM stats AS s
-LEFT JOIN pairs AS a ON s.model = a.model AND s.model_version = a.model_version AND s.w = a.w
-ORDER BY s.model, s.model_version, s.w
+       s.sum_p, s.sum_logloss, s.sum_sq, CAST(a.rank_sum2 - s.n_pos * (s.n_pos + 1) AS BIGINT) AS auc2{segment}
+FROM {stats} AS s
+LEFT JOIN {pairs} AS a ON s.model = a.model AND s.model_version = a.model_version AND s.w = a.w{on}
 """
+
+_QUALITY = Statement(
+    "quality",
+    QualityRow,
+    f"WITH {PREDICTIONS_CTE},{_LABELS_CTE},{_MATCHED_CTE},{_STATS_CTE},"
+    + _RANKED.format(keys=_GROUP, source="matched")
+    + _QUALITY_SELECT.format(segment="", stats="stats", pairs="pairs", on="")
+    + "ORDER BY s.model, s.model_version, s.w",
 )
+
+
+class SegmentedQualityRow(NamedTuple):
+    """A row of the quality statement with segments: :class:`QualityRow`, then the segment column's index in
+    ``segment_by`` and the value (both NULL on the unsegmented rows)."""
+
+    model: Any
+    model_version: Any
+    w: Any
+    n: Any
+    n_valid: Any
+    n_labeled: Any
+    n_bad_label: Any
+    n_pos: Any
+    sum_p: Any
+    sum_logloss: Any
+    sum_sq: Any
+    auc2: Any
+    sc: Any
+    sv: Any
+
+
+_SEGMENT_KEYS = "model, model_version, w, sc, sv"
+
+
+@functools.lru_cache(maxsize=32)
+def _segmented(columns: int, indexes: tuple[int, ...]) -> Statement[SegmentedQualityRow]:
+    """The quality statement for ``columns`` segment columns, of which those at ``indexes`` are unpivoted: the
+    matched predictions repeated once per segment column, with the same sums and the AUC's ranks per slice."""
+    seg_stats = (_STATS_CTE.replace("stats AS", "seg_stats AS", 1).replace("FROM matched", "FROM segs")
+                 .replace(f"SELECT {_GROUP},", f"SELECT {_SEGMENT_KEYS},").replace(f"GROUP BY {_GROUP}",
+                                                                                   f"GROUP BY {_SEGMENT_KEYS}"))
+    seg_ranked = (_RANKED.format(keys=_SEGMENT_KEYS, source="segs").replace("ranked AS", "seg_ranked AS")
+                  .replace("FROM ranked", "FROM seg_ranked").replace("pairs AS", "seg_pairs AS"))
+    unsegmented = _QUALITY_SELECT.format(segment=", CAST(NULL AS INTEGER) AS sc, CAST(NULL AS VARCHAR) AS sv",
+                                         stats="stats", pairs="pairs", on="")
+    segmented = _QUALITY_SELECT.format(segment=", s.sc, s.sv", stats="seg_stats", pairs="seg_pairs",
+                                       on=" AND s.sc = a.sc AND s.sv = a.sv")
+    sql = (f"WITH {predictions_cte('preds', request_id=True, segments=columns)},{_LABELS_CTE},"
+           f"{_matched_cte(columns)},{_STATS_CTE}," + _RANKED.format(keys=_GROUP, source="matched") + f""",
+segs AS (
+  {unpivot("matched", "model, model_version, w, p, ok, y, label_rows", indexes)}
+),{seg_stats},{seg_ranked}
+""" + unsegmented + "UNION ALL" + segmented + "ORDER BY model, model_version, w")
+    return Statement("quality with segments", SegmentedQualityRow, sql)
+
 
 # the quality statement's counts and sums without the AUC's ranking: what `mlmon check` looks at
 class LabelBalanceRow(NamedTuple):
@@ -203,10 +263,16 @@ SELECT model, model_version, valid_logloss, valid_auc FROM runs WHERE rn = 1 ORD
 
 
 def build_quality_query(
-    instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    instance: Instance, include: Sequence[str] = (), exclude: Sequence[str] = (), segments: SegmentPlan | None = None,
 ) -> exp.Expression:
-    """Predictions LEFT JOIN labels, per (model, version, window); optional model filters."""
-    return bind_joined(_QUALITY, instance, "labels", include, exclude)
+    """Predictions LEFT JOIN labels, per (model, version, window) and, with ``segments``, per segment group;
+    optional model filters."""
+    indexes = tuple(segments.active()) if segments is not None else ()
+    if not indexes:
+        return bind_joined(_QUALITY, instance, "labels", include, exclude)
+    assert segments is not None
+    query = bind_segments(_segmented(len(segments.columns), indexes).template.copy(), segments, indexes)
+    return bind_joined(query, instance, "labels", include, exclude, segments.columns)
 
 
 def build_label_balance_query(
@@ -241,25 +307,34 @@ def _quality_params(
 
 def fetch_quality(
     engine: Engine, instance: Instance, start: float, end: float, width: float, label_delay: float,
-    include: Sequence[str] = (), exclude: Sequence[str] = (),
+    include: Sequence[str] = (), exclude: Sequence[str] = (), segments: SegmentPlan | None = None,
 ) -> JoinedResult:
-    """One :class:`QualityAggregate` per (model, version, window) of ``[start, end)``.
+    """One :class:`QualityAggregate` per (model, version, window) of ``[start, end)`` (and per segment group of
+    ``segments``).
 
     A prediction without a counted label row is unlabeled, or a negative with the instance's
     ``jobs -> quality -> missing_label: negative``.
     """
-    params = _quality_params(instance, start, end, width, label_delay, include, exclude)
-    rows = engine.fetch(build_quality_query(instance, include, exclude), params)
-    groups: dict[GroupKey, Any] = {
-        group_key(row): QualityAggregate(
+    params = {**_quality_params(instance, start, end, width, label_delay, include, exclude),
+              **segment_params(segments)}
+    rows = engine.fetch(build_quality_query(instance, include, exclude, segments), params)
+    segmented = segments is not None and bool(segments.active())
+    result = JoinedResult({}, len(rows))
+    read: Iterable[Any] = (SegmentedQualityRow._make(r) for r in rows) if segmented else _QUALITY.rows(rows)
+    for row in read:
+        agg = QualityAggregate(
             count=as_int(row.n), valid_count=as_int(row.n_valid), labeled_count=as_int(row.n_labeled),
             invalid_label_count=as_int(row.n_bad_label), positives=as_int(row.n_pos),
             sum_prediction=as_float(row.sum_p),
             sum_logloss=as_float(row.sum_logloss), sum_squared_error=as_float(row.sum_sq), auc_pairs2=as_int(row.auc2),
         )
-        for row in _QUALITY.rows(rows)
-    }
-    return JoinedResult(groups, len(rows))
+        if segmented and row.sc is not None:
+            assert segments is not None
+            result.segments[SegmentKey(str(row.model), str(row.model_version), int(row.w),
+                                       segments.columns[int(row.sc)], str(row.sv))] = agg
+        else:
+            result.groups[group_key(row)] = agg
+    return result
 
 
 def fetch_label_balance(

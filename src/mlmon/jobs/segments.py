@@ -1,0 +1,154 @@
+"""Segments (``segment_by``) for the windowed jobs that have them (``predictions``, ``quality``).
+
+Which values of a segment column a model keeps is chosen once per UTC day, from the previous UTC day's rows:
+the ``segment_top_k`` values with the most predictions (ties by value). The choice is a function of the data,
+not of when the agent ran, so every run, a catch-up and a backfill agree on it, and the two jobs agree with each
+other. It is kept in the job's state (``segments``, the latest days) so that the day is read once. A model with
+no rows in the previous day (a new model) has no choice: it gets segment metrics from the next day on. A column
+with more than ``segment_max_values`` distinct values for a model in that day is refused for that model: the
+run says so (a problem naming the column, which fails ``mlmon.job.can_run``) and sends no segment series for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlmon.cardinality import MODEL_KEYS, SeriesCount, tag_keys
+from mlmon.config import Instance
+from mlmon.jobs.training import tag
+from mlmon.jobs.windows import RunMemo, Window, model_tags
+from mlmon.samples import Sample, make_tags
+from mlmon.state import JobState
+from mlmon.times import iso
+from mlmon.warehouse.engines import Engine, QueryError
+from mlmon.warehouse.predictions import SegmentKey
+from mlmon.warehouse.segments import DAY, ColumnChoice, DayChoice, SegmentPlan, fetch_choice
+
+log = logging.getLogger("mlmon.jobs.segments")
+
+#: how many days' choices a job's state keeps (a batch spans two days at most; one more for a rewound clock)
+KEPT_DAYS = 3
+SEGMENT_TAG_KEYS = ("segment", "segment_value")
+
+
+def day_of(t: float) -> float:
+    """The start of the UTC day holding instant ``t``."""
+    return math.floor(t / DAY) * DAY
+
+
+@dataclass
+class SegmentRun:
+    """What a batch's statement needs (``plan``; None: no segments) and what choosing them cost and said."""
+
+    plan: SegmentPlan | None
+    rows_fetched: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _load(stored: Any, columns: Sequence[str]) -> dict[str, dict[str, ColumnChoice]] | None:
+    """A day's stored choice, or None when it is for other columns or not of the shape saved."""
+    try:
+        if list(stored["columns"]) != list(columns):
+            return None
+        return {m: {c: ColumnChoice.from_json(v) for c, v in cols.items()} for m, cols in stored["models"].items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def choose(
+    engine: Engine, instance: Instance, job: str, settings: Any, windows: Sequence[Window], state: JobState,
+    memo: RunMemo,
+) -> SegmentRun:
+    """The segment plan for a batch of ``windows``: each UTC day's choice, from ``state`` or read now (and kept
+    there). A failed choice statement is a problem (the batch runs without segments); refused columns are told
+    once a run."""
+    columns = tuple(settings.segment_by)
+    if not columns:
+        return SegmentRun(None)
+    width = windows[0].end - windows[0].start
+    out = SegmentRun(None)
+    days = []
+    for day in sorted({day_of(w.start) for w in windows}):
+        key = str(int(day))
+        choice = _load(state.segments.get(key), columns)
+        if choice is None:
+            try:
+                choice, fetched = fetch_choice(engine, instance, columns, day - DAY, day, settings.segment_top_k,
+                                               instance.models)
+            except QueryError as exc:
+                out.problems.append(f"instance {instance.name}, job {job}, table {instance.tables.predictions}: "
+                                    f"segment_by {', '.join(columns)}: {exc}; segment metrics not computed")
+                return out
+            out.rows_fetched += fetched
+            stored = {m: {c: v.to_json() for c, v in cols.items()} for m, cols in choice.items()}
+            state.segments[key] = {"columns": list(columns), "models": stored}
+        kept: dict[str, dict[str, tuple[str, ...]]] = {}
+        for model, by_column in sorted(choice.items()):
+            for column, chosen in by_column.items():
+                if chosen.distinct > settings.segment_max_values:
+                    _refuse(instance, job, settings, model, column, chosen, day, memo, out)
+                    continue
+                kept.setdefault(column, {})[model] = chosen.values
+        days.append(DayChoice(round(day / width), round((day + DAY) / width), kept))
+    for stale in sorted(state.segments, key=float)[:-KEPT_DAYS]:
+        del state.segments[stale]
+    out.plan = SegmentPlan(columns, tuple(days))
+    return out
+
+
+def _refuse(instance: Instance, job: str, settings: Any, model: str, column: str, chosen: ColumnChoice, day: float,
+            memo: RunMemo, out: SegmentRun) -> None:
+    told: set[tuple[str, str]] = memo.setdefault("segments:refused", set())
+    if (model, column) in told:
+        return
+    told.add((model, column))
+    out.problems.append(
+        f"instance {instance.name}, job {job}: segment column {column} has {chosen.distinct} distinct values for "
+        f"model {model} in the day before {iso(day)}, more than segment_max_values ({settings.segment_max_values}); "
+        f"no segment metrics for it (segment by a bounded column such as placement or device, or raise "
+        f"jobs -> {job} -> segment_max_values)"
+    )
+
+
+def segment_tags(base: tuple[str, ...], key: SegmentKey) -> tuple[str, ...]:
+    """``model``, ``model_version``, ``segment:<column>`` and ``segment_value:<value>``."""
+    return make_tags(model_tags(base, key.model, key.model_version), f"segment:{key.column}",
+                     tag("segment_value", key.value))
+
+
+def segment_samples(prefix: str, key: SegmentKey, values: dict[str, float], base: tuple[str, ...],
+                    at: float) -> list[Sample]:
+    """One sample per value, named ``prefix + name``, tagged by :func:`segment_tags`."""
+    tags = segment_tags(base, key)
+    return [Sample(prefix + name, value, tags, at) for name, value in values.items()]
+
+
+def series_counts(
+    engine: Engine, instance: Instance, settings: Any, now: float, versions: dict[str, int], metrics: Sequence[str],
+    base: Sequence[str],
+) -> tuple[list[SeriesCount], list[str]]:
+    """``mlmon plan``'s segment series: per metric, the (model, version) pairs active (``versions``: model ->
+    active versions) times the values the model would send per column (the kept ones, ``__other__`` when it has
+    more, ``__null__`` when it has NULL rows), from the choice of the day before ``now``'s."""
+    columns = tuple(settings.segment_by)
+    if not columns:
+        return [], []
+    day = day_of(now)
+    choice, _ = fetch_choice(engine, instance, columns, day - DAY, day, settings.segment_top_k, instance.models)
+    problems = []
+    series = 0
+    for model, by_column in choice.items():
+        for column, chosen in by_column.items():
+            if chosen.distinct > settings.segment_max_values:
+                problems.append(f"instance {instance.name}: segment column {column} has {chosen.distinct} distinct "
+                                f"values for model {model} in the day before {iso(day)}, more than "
+                                f"segment_max_values ({settings.segment_max_values}): refused at run time")
+                continue
+            values = len(chosen.values) + (chosen.distinct > len(chosen.values)) + (chosen.nulls > 0)
+            series += values * versions.get(model, 0)
+    keys = tag_keys(base, *MODEL_KEYS, *SEGMENT_TAG_KEYS)
+    return [SeriesCount(name, keys, series) for name in metrics], problems
