@@ -205,14 +205,15 @@ def segment_terms(plan: SegmentPlan, i: int) -> tuple[exp.Condition, exp.Express
 def bind_segments(query: exp.Expression, plan: SegmentPlan, indexes: Sequence[int]) -> exp.Expression:
     """Swap the template's stand-ins ``__in<k>__`` and ``__sv<k>__`` (the k-th unpivoted branch, for segment
     column ``indexes[k]``) for the conditions of :func:`segment_terms` (values: :func:`segment_params`)."""
-    swaps: dict[str, exp.Expression] = {}
+    swaps: dict[str, Any] = {}
     for k, i in enumerate(indexes):
         where, value, _ = segment_terms(plan, i)
         swaps[f"__in{k}__"], swaps[f"__sv{k}__"] = where, value
 
     def swap(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Column) and not node.table and node.name in swaps:
-            return swaps[node.name].copy()
+            new: exp.Expression = swaps[node.name].copy()
+            return new
         return node
 
     return query.transform(swap, copy=False)
