@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,22 @@ def choose(
         del state.segments[stale]
     out.plan = SegmentPlan(columns, tuple(days))
     return out
+
+
+def tell_unsliced(instance: Instance, job: str, plan: SegmentPlan | None, seen: Iterable[tuple[str, int]],
+                  memo: RunMemo) -> None:
+    """Log (once a run per model) the models of ``seen`` ((model, window index) pairs) that have no choice for
+    their window's day: no rows in the previous UTC day, so no slices before the next day."""
+    if plan is None:
+        return
+    told: set[str] = memo.setdefault("segments:unsliced", set())
+    for model, index in sorted(seen):
+        day = next((d for d in plan.days if d.lo <= index < d.hi), None)
+        if model in told or day is None or any(model in by_model for by_model in day.kept.values()):
+            continue
+        told.add(model)
+        log.info("instance %s job %s: model %s had no rows in the UTC day before its window's, which chooses its "
+                 "segment values (segment_by); it is sliced from the next day on", instance.name, job, model)
 
 
 def _refuse(instance: Instance, job: str, settings: Any, model: str, column: str, chosen: ColumnChoice, day: float,
