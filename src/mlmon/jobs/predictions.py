@@ -229,7 +229,7 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
     versions: dict[str, int] = defaultdict(int)
     for model, _ in active:
         versions[model] += 1
-    segment_rows, problems = series_counts(engine, instance, job, now, versions, SEGMENT_METRICS, base)
+    segment_rows, problems = series_counts(engine, instance, job, windows, versions, SEGMENT_METRICS, base)
     return Counted(
         counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)) + segment_rows,
         [SeriesCount(AVAILABLE_CHECK, tag_keys(base, "model"), available)],

@@ -132,8 +132,10 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
     active: set[tuple[str, str]] = set()
     valid: set[tuple[str, str]] = set()
     periods = []
+    every: list[Window] = []
     for lane in lanes(instance):
         windows = first_run.period(now, job, lane)
+        every.extend(windows)
         start, end = windows[0].start, windows[-1].end
         seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start, ref_start=start,
                            ref_end=start, include=lane.include, exclude=lane.exclude)
@@ -151,7 +153,7 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
     versions: dict[str, int] = defaultdict(int)
     for model, _ in active:
         versions[model] += 1
-    segment_rows, problems = series_counts(engine, instance, job, now, versions, SEGMENT_METRICS, base)
+    segment_rows, problems = series_counts(engine, instance, job, every, versions, SEGMENT_METRICS, base)
     return Counted(counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)) + segment_rows, periods=periods,
                    problems=problems)
 

@@ -26,7 +26,7 @@ from mlmon.state import JobState
 from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.predictions import SegmentKey
-from mlmon.warehouse.segments import DAY, ColumnChoice, DayChoice, SegmentPlan, fetch_choice
+from mlmon.warehouse.segments import DAY, NULL, OTHER, ColumnChoice, DayChoice, SegmentPlan, fetch_choice
 
 log = logging.getLogger("mlmon.jobs.segments")
 
@@ -144,27 +144,30 @@ def segment_samples(prefix: str, key: SegmentKey, values: dict[str, float], base
 
 
 def series_counts(
-    engine: Engine, instance: Instance, settings: Any, now: float, versions: dict[str, int], metrics: Sequence[str],
-    base: Sequence[str],
+    engine: Engine, instance: Instance, settings: Any, windows: Iterable[Window], versions: dict[str, int],
+    metrics: Sequence[str], base: Sequence[str],
 ) -> tuple[list[SeriesCount], list[str]]:
-    """``mlmon plan``'s segment series: per metric, the (model, version) pairs active (``versions``: model ->
-    active versions) times the values the model would send per column (the kept ones, ``__other__`` when it has
-    more, ``__null__`` when it has NULL rows), from the choice of the day before ``now``'s."""
+    """``mlmon plan``'s segment series over ``windows``: per metric, for each model the active versions
+    (``versions``: model -> count) times the distinct values it would send per column over the windows' days
+    (each day's kept values from its previous day, ``__other__`` when it has more, ``__null__`` when it has
+    NULL rows)."""
     columns = tuple(settings.segment_by)
     if not columns:
         return [], []
-    day = day_of(now)
-    choice, _ = fetch_choice(engine, instance, columns, day - DAY, day, settings.segment_top_k, instance.models)
     problems = []
-    series = 0
-    for model, by_column in choice.items():
-        for column, chosen in by_column.items():
-            if chosen.distinct > settings.segment_max_values:
-                problems.append(f"instance {instance.name}: segment column {column} has {chosen.distinct} distinct "
-                                f"values for model {model} in the day before {iso(day)}, more than "
-                                f"segment_max_values ({settings.segment_max_values}): refused at run time")
-                continue
-            values = len(chosen.values) + (chosen.distinct > len(chosen.values)) + (chosen.nulls > 0)
-            series += values * versions.get(model, 0)
+    sent: set[tuple[str, str, str]] = set()
+    for day in sorted({day_of(w.start) for w in windows}):
+        choice, _ = fetch_choice(engine, instance, columns, day - DAY, day, settings.segment_top_k, instance.models)
+        for model, by_column in choice.items():
+            for column, chosen in by_column.items():
+                if chosen.distinct > settings.segment_max_values:
+                    problems.append(f"instance {instance.name}: segment column {column} has {chosen.distinct} "
+                                    f"distinct values for model {model} in the day before {iso(day)}, more than "
+                                    f"segment_max_values ({settings.segment_max_values}): refused at run time")
+                    continue
+                values = [*chosen.values, *([OTHER] if chosen.distinct > len(chosen.values) else []),
+                          *([NULL] if chosen.nulls else [])]
+                sent.update((model, column, value) for value in values)
+    series = sum(versions.get(model, 0) for model, _, _ in sent)
     keys = tag_keys(base, *MODEL_KEYS, *SEGMENT_TAG_KEYS)
     return [SeriesCount(name, keys, series) for name in metrics], problems
