@@ -825,3 +825,45 @@ def test_plan_counts_the_segment_series_of_a_period_across_midnight(tmp_path) ->
         assert series[count] == planned[job][count], (job, series[count], planned[job][count])
         for name, n in series.items():
             assert n <= planned[job][name], name
+
+
+def test_a_model_new_today_is_sliced_from_its_second_run(tmp_path) -> None:
+    """No rows in the previous UTC day (a new model, or a new table): the first run sends no slice and chooses the
+    model's values from its rows of the day up to the batch's end; the next run slices with those values, kept
+    for the rest of the day even when later traffic orders them differently."""
+    day = day_of(NOW)
+    frac = NOW - math.floor(NOW)
+    t1, t2 = day + 9 * HOUR + frac, day + 13 * HOUR + frac
+    data = generate(t2, seed=9, sparse_rate=600, days=[(day, day + 9 * HOUR, SHARES), (day + 9 * HOUR, t2, REORDERED)])
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    write(data, wh)
+    config = make_config(wh, tmp_path / "state", segment_by=("placement",))
+
+    first = run_agent(config, t1)
+    assert not [s for s in first.sink.samples if s.name.startswith("mlmon.segment.")]
+    assert all(first.reports[job].errors == 0 for job in first.reports)
+    for job in ("predictions", "quality"):
+        stored = json.loads((tmp_path / "state" / "ads" / f"{job}.json").read_text())["segments"][str(int(day))]
+        end = first.windows(job)[-1][1]
+        p = data.preds
+        for model in SHARES:
+            rows = p[(p.model == model) & (p.ts >= day) & (p.ts < end)]
+            counts = sorted(rows.placement.dropna().value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
+            assert stored["models"][model]["placement"]["values"] == [v for v, _ in counts[:TOP_K]], (job, model)
+
+    second = run_agent(config, t2)
+    for job, prefix in (("predictions", "mlmon.segment.prediction."), ("quality", "mlmon.segment.online.")):
+        stored = json.loads((tmp_path / "state" / "ads" / f"{job}.json").read_text())["segments"][str(int(day))]
+        points = segment_points(second.sink, prefix)
+        assert points, job
+        for model in SHARES:
+            sent = {k[4] for k in points if k[1] == model}
+            assert sent and sent <= {*stored["models"][model]["placement"]["values"], OTHER, NULL}, (job, model)
+        # the values are the kept ones and the numbers the slices' own: counts add up to the model's rows
+        if job == "predictions":
+            for (name, model, _, _, _, at), value in points.items():
+                if name == "count":
+                    total = sum(v for k, v in points.items() if k[0] == "count" and k[1] == model and k[5] == at)
+                    rows = data.preds[(data.preds.model == model) & (data.preds.ts >= at - PRED_WIDTH)
+                                      & (data.preds.ts < at)]
+                    assert total == len(rows)

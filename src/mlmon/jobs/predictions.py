@@ -19,7 +19,7 @@ from mlmon.cardinality import (
     tag_keys,
 )
 from mlmon.config import Instance
-from mlmon.jobs.segments import choose, segment_samples, series_counts, tell_unsliced
+from mlmon.jobs.segments import choose, choose_new, segment_samples, series_counts
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, WindowOutput, model_tags
 from mlmon.metrics.descriptive import (
@@ -110,7 +110,11 @@ def compute(
     segments = choose(engine, instance, "predictions", job, windows, state, memo)
     result = fetch_prediction_aggregates(engine, instance, start, end, ref_start, ref_end, width, lane.include,
                                          segments.plan)
-    tell_unsliced(instance, "predictions", segments.plan, ((k.model, k.window_index) for k in result.groups), memo)
+    batch = range(windows[0].index, windows[-1].index + 1)
+    chosen, said = choose_new(engine, instance, "predictions", job, windows, state,
+                              {(k.model, k.window_index) for k in result.groups if k.window_index in batch})
+    segments.rows_fetched += chosen
+    segments.problems.extend(said)
 
     by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
     hists: dict[int, dict[GroupKey, ScoreHistogram]] = defaultdict(dict)

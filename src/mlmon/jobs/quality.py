@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, Period, SeriesCounter, model_pairs, tag_keys
 from mlmon.config import Instance
-from mlmon.jobs.segments import choose, segment_samples, series_counts, tell_unsliced
+from mlmon.jobs.segments import choose, choose_new, segment_samples, series_counts
 from mlmon.jobs.spec import JobSpec, table_exists
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, group_outputs, no_failure_checks
 from mlmon.metrics.quality import LabelBalance, OfflineMetrics, OnlineQuality, QualityAggregate, online_quality
@@ -74,7 +74,11 @@ def compute(
     segments = choose(engine, instance, "quality", job, windows, state, memo)
     result = fetch_quality(engine, instance, start, end, job.window, lane.delay, lane.include, lane.exclude,
                            segments.plan)
-    tell_unsliced(instance, "quality", segments.plan, ((k.model, k.window_index) for k in result.groups), memo)
+    batch = range(windows[0].index, windows[-1].index + 1)
+    chosen, said = choose_new(engine, instance, "quality", job, windows, state,
+                              {(k.model, k.window_index) for k in result.groups if k.window_index in batch})
+    segments.rows_fetched += chosen
+    segments.problems.extend(said)
     fetched = result.rows_fetched + segments.rows_fetched
     problems: list[str] = list(segments.problems)
     offline: dict[tuple[str, str], OfflineMetrics] = {}

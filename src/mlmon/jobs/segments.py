@@ -4,7 +4,9 @@ Which values of a segment column a model keeps is chosen once per UTC day, from 
 the ``segment_top_k`` values with the most predictions (ties by value). The choice is a function of the data,
 not of when the agent ran, so every run, a catch-up and a backfill agree on it, and the two jobs agree with each
 other. It is kept in the job's state (``segments``, the latest days) so that the day is read once. A model with
-no rows in the previous day (a new model) has no choice: it gets segment metrics from the next day on. A column
+no rows in the previous day (a new model) has no choice: after the first batch that sees it, its values are chosen
+from its rows of the day up to that batch's end (:func:`choose_new`), kept for the rest of the day, and it is
+sliced from the next run on. A column
 with more than ``segment_max_values`` distinct values for a model in that day is refused for that model: the
 run says so (a problem naming the column, which fails ``mlmon.job.can_run``) and sends no segment series for it.
 """
@@ -93,27 +95,50 @@ def choose(
                     _refuse(instance, job, settings, model, column, chosen, day, memo, out)
                     continue
                 kept.setdefault(column, {})[model] = chosen.values
-        days.append(DayChoice(round(day / width), round((day + DAY) / width), kept))
+        # the batch's windows of that day only (not the drift reference a day earlier, which is not sent)
+        lo = max(round(day / width), windows[0].index)
+        hi = min(round((day + DAY) / width), windows[-1].index + 1)
+        days.append(DayChoice(lo, hi, kept))
     for stale in sorted(state.segments, key=float)[:-KEPT_DAYS]:
         del state.segments[stale]
     out.plan = SegmentPlan(columns, tuple(days))
     return out
 
 
-def tell_unsliced(instance: Instance, job: str, plan: SegmentPlan | None, seen: Iterable[tuple[str, int]],
-                  memo: RunMemo) -> None:
-    """Log (once a run per model) the models of ``seen`` ((model, window index) pairs) that have no choice for
-    their window's day: no rows in the previous UTC day, so no slices before the next day."""
-    if plan is None:
-        return
-    told: set[str] = memo.setdefault("segments:unsliced", set())
-    for model, index in sorted(seen):
-        day = next((d for d in plan.days if d.lo <= index < d.hi), None)
-        if model in told or day is None or any(model in by_model for by_model in day.kept.values()):
-            continue
-        told.add(model)
-        log.info("instance %s job %s: model %s had no rows in the UTC day before its window's, which chooses its "
-                 "segment values (segment_by); it is sliced from the next day on", instance.name, job, model)
+def choose_new(
+    engine: Engine, instance: Instance, job: str, settings: Any, windows: Sequence[Window], state: JobState,
+    seen: Iterable[tuple[str, int]],
+) -> tuple[int, list[str]]:
+    """After a batch's statement: for the models of ``seen`` ((model, window index) pairs of the batch) that had no
+    rows in the UTC day before their window's day (new models), choose their values from their rows of that day
+    up to the batch's end, once, and keep them in ``state`` for the rest of the day: they are sliced from the next
+    run on. Returns the rows fetched and the problems."""
+    columns = tuple(settings.segment_by)
+    if not columns:
+        return 0, []
+    end = windows[-1].end
+    new: dict[float, set[str]] = {}
+    for model, index in seen:
+        day = day_of(index * (windows[0].end - windows[0].start))
+        stored = _load(state.segments.get(str(int(day))), columns)
+        if stored is not None and model not in stored:
+            new.setdefault(day, set()).add(model)
+    fetched = 0
+    for day, models in sorted(new.items()):
+        try:
+            choice, n = fetch_choice(engine, instance, columns, day, min(day + DAY, end), settings.segment_top_k,
+                                     sorted(models))
+        except QueryError as exc:
+            return fetched, [f"instance {instance.name}, job {job}, table {instance.tables.predictions}: segment_by "
+                             f"{', '.join(columns)}: {exc}; new models' segment values not chosen"]
+        fetched += n
+        stored_models = state.segments[str(int(day))]["models"]
+        for model in sorted(models):
+            log.info("instance %s job %s: model %s had no rows in the UTC day before %s; its segment values are "
+                     "chosen from its rows of that day up to %s and kept for the day (segment_by): sliced from the "
+                     "next run on", instance.name, job, model, iso(day), iso(min(day + DAY, end)))
+            stored_models[model] = {c: v.to_json() for c, v in choice.get(model, {}).items()}
+    return fetched, []
 
 
 def _refuse(instance: Instance, job: str, settings: Any, model: str, column: str, chosen: ColumnChoice, day: float,
