@@ -758,6 +758,7 @@ def test_every_dialect_compiles_the_segmented_statements() -> None:
             sqlglot.parse_one(sql, read=dialect)
             q = quote.get(dialect, '"')
             assert f"{q}placement{q}" in sql and f"{q}device{q}" in sql and f"{q}served_at{q}" in sql, (name, dialect)
+            assert f"{q}region{q}" not in sql, (name, dialect)  # no model has a choice for it: not even read
             for text in ("ctr_a", "cvr_b", "feed_x", "search_x", "video_x", "ios_x"):
                 assert text not in sql, (name, dialect, text)
             assert "__segment" not in sql and "__sv" not in sql and "__in" not in sql, (name, dialect)

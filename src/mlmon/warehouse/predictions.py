@@ -51,13 +51,16 @@ from mlmon.warehouse.sql import (
 )
 
 
-def predictions_cte(name: str, *, request_id: bool = False, reference: bool = False, segments: int = 0) -> str:
+def predictions_cte(
+    name: str, *, request_id: bool = False, reference: bool = False, segments: Sequence[int] = ()
+) -> str:
     """The CTE ``name`` (text to follow ``WITH``) shared by the statements that read predictions.
 
     One row per prediction with a model in ``[$start, $end)`` (and, with ``reference``, in
     ``[$ref_start, $ref_end)``): ``model``, ``model_version`` (text, NULL as ``''``), the window
     index ``w`` (``$window_seconds`` wide), the score ``p`` and ``ok`` (1 if ``p`` is in [0, 1]);
-    ``request_id`` first if asked for; with ``segments``, the raw segment values ``s0``, ``s1``... as text
+    ``request_id`` first if asked for; with ``segments`` (indexes in ``segment_by``), the raw segment values
+    ``s<i>`` as text
     (see :mod:`mlmon.warehouse.segments`).
     """
     key = "src.request_id AS request_id," if request_id else ""
@@ -77,7 +80,7 @@ def predictions_cte(name: str, *, request_id: bool = False, reference: bool = Fa
 )"""
 
 
-def _base_ctes(segments: int = 0) -> str:
+def _base_ctes(segments: Sequence[int] = ()) -> str:
     return f"""
 WITH {predictions_cte("base", reference=True, segments=segments)},
 valid AS (
@@ -175,7 +178,7 @@ def _rank_tests(quantiles: tuple[tuple[str, float], ...]) -> str:
     )
 
 
-def _portable_body(segments: int = 0) -> str:
+def _portable_body(segments: Sequence[int] = ()) -> str:
     return (_base_ctes(segments) + _STATS.format(quantiles="CAST(NULL AS DOUBLE)") + f"""
 ranked AS (
   SELECT v.model, v.model_version, v.w, v.p, s.n_valid,
@@ -195,7 +198,7 @@ detail AS (
 _DUCKDB_QUANTILES = "QUANTILE_CONT(CASE WHEN ok = 1 THEN p END, [{}])"
 
 
-def _duckdb_body(segments: int = 0) -> str:
+def _duckdb_body(segments: Sequence[int] = ()) -> str:
     return (_base_ctes(segments)
             + _STATS.format(quantiles=_DUCKDB_QUANTILES.format(", ".join(repr(q) for _, q in QUANTILES))) + """
 hist AS (
@@ -301,13 +304,13 @@ seg_stats AS (
 
 
 @functools.lru_cache(maxsize=32)
-def _segmented(dialect: str, columns: int, indexes: tuple[int, ...]) -> Statement[Any]:
-    """The predictions statement of ``dialect`` (``duckdb`` or any other: portable) for ``columns`` segment
-    columns, of which the ones at ``indexes`` are unpivoted: the unsegmented rows (``sc``, ``sv`` NULL), then
-    one per segment group."""
+def _segmented(dialect: str, indexes: tuple[int, ...]) -> Statement[Any]:
+    """The predictions statement of ``dialect`` (``duckdb`` or any other: portable) with the segment columns at
+    ``indexes`` (in ``segment_by``; those some model has a choice for), read and unpivoted: the unsegmented rows
+    (``sc``, ``sv`` NULL), then one per segment group."""
     if dialect == "duckdb":
         quantiles = _DUCKDB_QUANTILES.format(", ".join(repr(q) for _, q in SEGMENT_QUANTILES))
-        body = _duckdb_body(columns).rstrip() + _segment_ctes(indexes, quantiles)
+        body = _duckdb_body(indexes).rstrip() + _segment_ctes(indexes, quantiles)
         sql = body + _DUCKDB_RESULT.format(segment=", CAST(NULL AS INTEGER) AS sc, CAST(NULL AS VARCHAR) AS sv") + f"""
 UNION ALL
 SELECT g.model, g.model_version, g.w, g.n, g.n_valid, g.mean, CAST(NULL AS DOUBLE) AS sd, CAST(NULL AS DOUBLE) AS lo,
@@ -318,7 +321,7 @@ LEFT JOIN seg_modes AS gm ON {_SEGMENT_JOIN.format(a="g", b="gm")}
 ORDER BY model, model_version, w
 """
         return Statement("predictions with segments (duckdb)", SegmentedGroupRow, sql)
-    body = _portable_body(columns).rstrip() + _segment_ctes(indexes, "CAST(NULL AS DOUBLE)")
+    body = _portable_body(indexes).rstrip() + _segment_ctes(indexes, "CAST(NULL AS DOUBLE)")
     result = _RESULT.replace("d.x\n", "d.x, CAST(NULL AS INTEGER) AS sc, CAST(NULL AS VARCHAR) AS sv\n")
     result = result[: result.index("ORDER BY")]
     sql = body + f""",
@@ -398,7 +401,7 @@ def build_query(
     indexes = tuple(segments.active()) if segments is not None else ()
     if indexes:
         assert segments is not None
-        statement = _segmented("duckdb" if dialect == "duckdb" else "", len(segments.columns), indexes)
+        statement = _segmented("duckdb" if dialect == "duckdb" else "", indexes)
         renames = column_renames(instance, "predictions", segments.columns)
     else:
         statement = _DUCKDB if dialect == "duckdb" else _PORTABLE

@@ -81,8 +81,8 @@ labs AS (
 
 # y: 1, 0, or NULL when the counted label rows are all invalid or, unless $missing_negative = 1, absent; with
 # segments, each prediction's raw segment values (MIN: not in the grouping, which stays the unsegmented one's)
-def _matched_cte(segments: int = 0) -> str:
-    raw = "".join(f" MIN(pr.s{i}) AS s{i}," for i in range(segments))
+def _matched_cte(segments: Sequence[int] = ()) -> str:
+    raw = "".join(f" MIN(pr.s{i}) AS s{i}," for i in segments)
     return f"""
 matched AS (
   SELECT pr.model, pr.model_version, pr.w, pr.request_id, pr.p, pr.ok,{raw}
@@ -191,9 +191,10 @@ _SEGMENT_KEYS = "model, model_version, w, sc, sv"
 
 
 @functools.lru_cache(maxsize=32)
-def _segmented(columns: int, indexes: tuple[int, ...]) -> Statement[SegmentedQualityRow]:
-    """The quality statement for ``columns`` segment columns, of which those at ``indexes`` are unpivoted: the
-    matched predictions repeated once per segment column, with the same sums and the AUC's ranks per slice."""
+def _segmented(indexes: tuple[int, ...]) -> Statement[SegmentedQualityRow]:
+    """The quality statement with the segment columns at ``indexes`` (in ``segment_by``; those some model has
+    a choice for): the matched predictions repeated once per segment column, with the same sums and the AUC's
+    ranks per slice."""
     seg_stats = (_STATS_CTE.replace("stats AS", "seg_stats AS", 1).replace("FROM matched", "FROM segs")
                  .replace(f"SELECT {_GROUP},", f"SELECT {_SEGMENT_KEYS},").replace(f"GROUP BY {_GROUP}",
                                                                                    f"GROUP BY {_SEGMENT_KEYS}"))
@@ -203,8 +204,8 @@ def _segmented(columns: int, indexes: tuple[int, ...]) -> Statement[SegmentedQua
                                          stats="stats", pairs="pairs", on="")
     segmented = _QUALITY_SELECT.format(segment=", s.sc, s.sv", stats="seg_stats", pairs="seg_pairs",
                                        on=" AND s.sc = a.sc AND s.sv = a.sv")
-    sql = (f"WITH {predictions_cte('preds', request_id=True, segments=columns)},{_LABELS_CTE},"
-           f"{_matched_cte(columns)},{_STATS_CTE}," + _RANKED.format(keys=_GROUP, source="matched") + f""",
+    sql = (f"WITH {predictions_cte('preds', request_id=True, segments=indexes)},{_LABELS_CTE},"
+           f"{_matched_cte(indexes)},{_STATS_CTE}," + _RANKED.format(keys=_GROUP, source="matched") + f""",
 segs AS (
   {unpivot("matched", "model, model_version, w, p, ok, y, label_rows", indexes)}
 ),{seg_stats},{seg_ranked}
@@ -271,7 +272,7 @@ def build_quality_query(
     if not indexes:
         return bind_joined(_QUALITY, instance, "labels", include, exclude)
     assert segments is not None
-    query = bind_segments(_segmented(len(segments.columns), indexes).template.copy(), segments, indexes)
+    query = bind_segments(_segmented(indexes).template.copy(), segments, indexes)
     return bind_joined(query, instance, "labels", include, exclude, segments.columns)
 
 

@@ -38,9 +38,10 @@ NULL = "__null__"
 DAY = 86400.0
 
 
-def segment_columns(count: int, alias: str = "src") -> str:
-    """``, CAST(src.__segment_0__ AS VARCHAR) AS s0, ...``: the raw segment values, for a CTE's select list."""
-    return "".join(f",\n    CAST({alias}.__segment_{i}__ AS VARCHAR) AS s{i}" for i in range(count))
+def segment_columns(indexes: Sequence[int], alias: str = "src") -> str:
+    """``, CAST(src.__segment_0__ AS VARCHAR) AS s0, ...``: the raw values of the segment columns at ``indexes`` (in
+    ``segment_by``), for a CTE's select list."""
+    return "".join(f",\n    CAST({alias}.__segment_{i}__ AS VARCHAR) AS s{i}" for i in indexes)
 
 
 def column_renames(instance: Instance, table: str, columns: Sequence[str]) -> dict[str, str]:
@@ -64,7 +65,7 @@ def _choice_statement(count: int) -> Statement[ChoiceRow]:
     )
     return Statement("segment values", ChoiceRow, f"""
 WITH base AS (
-  SELECT src.model AS model{segment_columns(count)}
+  SELECT src.model AS model{segment_columns(range(count))}
   FROM __source__ AS src
   WHERE src.model IS NOT NULL AND src.ts >= $start AND src.ts < $end
 ),
