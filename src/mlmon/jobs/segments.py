@@ -6,9 +6,9 @@ not of when the agent ran, so every run, a catch-up and a backfill agree on it, 
 other. It is kept in the job's state (``segments``, the latest days) so that the day is read once. A model with
 no rows in the previous day (a new model) has no choice: after the first batch that sees it, its values are chosen
 from its rows of the day up to that batch's end (:func:`choose_new`), kept for the rest of the day, and it is
-sliced from the next run on. A column
-with more than ``segment_max_values`` distinct values for a model in that day is refused for that model: the
-run says so (a problem naming the column, which fails ``mlmon.job.can_run``) and sends no segment series for it.
+sliced from the next run on. A column with more than ``segment_max_values`` distinct values for a model in that
+day is refused for that model: the run says so (a problem naming the column, which fails ``mlmon.job.can_run``)
+and sends no segment series for it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from mlmon.warehouse.segments import DAY, NULL, OTHER, ColumnChoice, DayChoice, 
 
 log = logging.getLogger("mlmon.jobs.segments")
 
-#: how many days' choices a job's state keeps (a batch spans two days at most; one more for a rewound clock)
+#: how many days' choices a job's state keeps (a run's batches usually span one or two days; one more for a clock
+#: set back)
 KEPT_DAYS = 3
 SEGMENT_TAG_KEYS = ("segment", "segment_value")
 
