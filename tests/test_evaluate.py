@@ -192,6 +192,56 @@ def test_division_by_zero_leaves_no_value() -> None:
     assert (result.status, result.value) == (Status.NO_DATA, None)
 
 
+# --- functions ----------------------------------------------------------------------------------
+
+#: calibration-like values: 2x over, 1.25x over, 2x under, exactly 1, and 0 and -1 (their logs are not finite)
+RATIOS = [(T0 - 500, 2.0), (T0 - 400, 1.25), (T0 - 300, 0.5), (T0 - 200, 1.0), (T0 - 100, 0.0), (T0, -1.0)]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("avg(last_10m):abs(avg:c{*} by {model}) > 100", np.mean([2.0, 1.25, 0.5, 1.0, 0.0, 1.0])),
+        ("max(last_10m):log2(avg:c{*} by {model}) > 100", 1.0),
+        ("min(last_10m):log2(avg:c{*} by {model}) > 100", -1.0),
+        ("avg(last_10m):log2(avg:c{*} by {model}) > 100", np.mean(np.log2([2.0, 1.25, 0.5, 1.0]))),
+        ("avg(last_10m):log10(avg:c{*} by {model} * 100) > 100", np.mean(np.log10([200.0, 125.0, 50.0, 100.0]))),
+        ("avg(last_10m):abs(log2(avg:c{*} by {model})) > 100", np.mean([1.0, np.log2(1.25), 1.0, 0.0])),
+        ("last(last_10m):abs(avg:c{*} by {model} - 3) * log2(8) > 100", 12.0),
+        ("avg(last_10m):abs(-log2(avg:c{*} by {model}) - 1) > 100", np.mean([2.0, 1 + np.log2(1.25), 0.0, 1.0])),
+    ],
+    ids=["abs", "log2-max", "log2-min", "log2-avg", "log10", "abs-log2", "of-a-number", "nested-arithmetic"],
+)
+def test_functions_apply_point_by_point_before_the_time_aggregation(query, expected) -> None:
+    """abs(), log2() and log10() transform each point; the time aggregation then combines the results; the
+    log of 0 or of a negative value is dropped (as a division by zero is)."""
+    recording = Recording.from_lines(one_point_per_line("c", RATIOS, "model:a"))
+    result = only(evaluate([monitor(query)], recording, T0))
+    assert result.value == pytest.approx(float(expected))
+    assert result.group == (("model", "a"),)
+
+
+def test_calibration_band_is_two_sided() -> None:
+    """`abs(log2(calibration)) > 0.585` (1.5x either way, warning 1.33x): over- and under-prediction alert
+    alike, a calibrated model is OK."""
+    values = {"over": 1.6, "under": 1 / 1.6, "warn": 1.4, "under_warn": 1 / 1.4, "good": 1.1, "low_good": 0.9}
+    lines = [series("cal", [(T0 - 60, v)], f"segment_value:{name}") for name, v in values.items()]
+    m = monitor("avg(last_6h):abs(log2(avg:cal{*} by {segment_value})) > 0.585",
+                thresholds={"critical": 0.585, "warning": 0.415})
+    results = {r.group_name: (r.status, round(r.value, 3)) for r in evaluate([m], Recording.from_lines(lines), T0)}
+    assert results == {
+        "segment_value:over": (Status.ALERT, 0.678), "segment_value:under": (Status.ALERT, 0.678),
+        "segment_value:warn": (Status.WARN, 0.485), "segment_value:under_warn": (Status.WARN, 0.485),
+        "segment_value:good": (Status.OK, 0.138), "segment_value:low_good": (Status.OK, 0.152)}
+
+
+def test_a_function_of_nothing_finite_leaves_no_value() -> None:
+    """A group whose every point has a log that is not finite is NO DATA, not -inf."""
+    lines = [series("c", [(T0 - 60, 0.0)], "model:m")]
+    result = only(evaluate([monitor("avg(last_5m):log2(avg:c{*} by {model}) < -1")], Recording.from_lines(lines), T0))
+    assert (result.status, result.value) == (Status.NO_DATA, None)
+
+
 # --- NO DATA ------------------------------------------------------------------------------------
 
 
@@ -339,14 +389,22 @@ def test_every_shipped_monitor_can_be_evaluated() -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("avg(last_1h):abs(avg:x{*}) > 1", "function abs is not supported"),
+        ("avg(last_1h):cumsum(avg:x{*}) > 1", r"function cumsum is not supported by evaluate \(only abs\(\), "
+                                              r"log2\(\), log10\(\)\)"),
+        ("avg(last_1h):log(avg:x{*}) > 1", "function log is not supported"),
+        ("avg(last_1h):abs(avg:x{*}, 2) > 1", r"abs\(\) takes one series or number"),
+        ("avg(last_1h):log2() > 1", r"log2\(\) takes one series or number"),
+        ("avg(last_1h):abs(x=avg:x{*}) > 1", r"abs\(\) takes one series or number"),
+        ("avg(last_1h):abs('x') > 1", r"abs\(\) takes one series or number"),
+        ("avg(last_1h):abs(cumsum(avg:x{*})) > 1", "function cumsum is not supported"),
         ("change(avg(last_5m),1h_ago):avg:x{*} > 1", r"change\(\) is not supported"),
         ("avg(last_1h):p95:x{*} > 1", "space aggregation p95 is not supported"),
         ("avg(last_1h):avg:x{*}.rollup(max, 60) > 1", r"\.rollup\(\) is not supported"),
         ("avg(last_1h):avg:x{env:a AND model:b} > 1", "scope term 'env:a AND model:b' is not supported"),
         ("avg(last_1h):avg:x{*} by {model} / avg:y{*} by {host} > 1", "grouped by the same tags"),
     ],
-    ids=["function", "change", "percentile", "rollup", "boolean-scope", "group-mismatch"],
+    ids=["function", "unknown-log", "two-arguments", "no-argument", "keyword", "string", "nested-function",
+         "change", "percentile", "rollup", "boolean-scope", "group-mismatch"],
 )
 def test_unsupported_queries_are_named(query, message) -> None:
     """What evaluate cannot compute raises EvaluateError naming the monitor, and unsupported() lists it."""
@@ -422,7 +480,7 @@ def write_case(tmp_path: Path) -> tuple[Path, Path]:
     monitors.mkdir()
     shifted = {"type": "query alert", "query": "avg(last_30m):avg:psi{*} by {model} > 0.2",
                "options": {"thresholds": {"critical": 0.2, "warning": 0.1}}}
-    odd = {"type": "query alert", "query": "avg(last_30m):abs(avg:psi{*}) > 1", "options": {}}
+    odd = {"type": "query alert", "query": "avg(last_30m):cumsum(avg:psi{*}) > 1", "options": {}}
     for name, definition in (("shifted", shifted), ("odd", odd)):
         (monitors / f"{name}.json").write_text(json.dumps({"definition": definition}))
     values = {"a": [0.05, 0.05, 0.5, 0.5], "b": [0.15, 0.15, 0.15, 0.15], "c": [0.01] * 4}
@@ -441,7 +499,7 @@ def test_cli_text_lists_firing_groups_first(tmp_path, capsys) -> None:
     assert lines[:3] == [["shifted", "model:a", "ALERT", "0.35", ">", "0.2"],
                          ["shifted", "model:b", "WARN", "0.15", ">", "0.1"],
                          ["shifted", "model:c", "OK", "0.01", ">", "0.2"]]
-    assert lines[3][:3] == ["odd", "-", "UNSUPPORTED"] and "abs" in lines[3]
+    assert lines[3][:3] == ["odd", "-", "UNSUPPORTED"] and "cumsum" in lines[3]
     assert lines[4] == ["1", "of", "3", "group(s)", "firing", "at", "2027-01-15T08:00:00Z"]
 
 

@@ -16,8 +16,11 @@ Metric monitors (``query alert``, ``metric alert``), ``time_aggr(last_X): expr <
   those values over the window. ``.as_count()`` takes the values as recorded.
 * Arithmetic (``+ - * /``, unary minus, numbers) is evaluated per group at the timestamps both sides
   have; an ungrouped side applies to every group; both sides grouped must use the same tags.
-  Non-finite results (division by zero) are dropped. Functions, ``change``/``pct_change``,
-  percentile aggregations and other methods raise :class:`EvaluateError` (per monitor).
+  Datadog's arithmetic functions ``abs()``, ``log2()`` and ``log10()`` of one argument apply to each
+  point on its own, before the time aggregation (``avg(last_6h):abs(log2(...))`` averages the points'
+  ``|log2|``). Non-finite results (division by zero, the log of 0 or of a negative value) are
+  dropped. Other functions, ``change``/``pct_change``, percentile aggregations and other methods
+  raise :class:`EvaluateError` (per monitor).
 * Status: ALERT when the value crosses the query's threshold (``options.thresholds.critical``, which
   must equal it) with the query's comparator; else WARN when it crosses ``thresholds.warning``; else
   OK. Recovery thresholds are not modelled (evaluation is stateless).
@@ -59,8 +62,16 @@ import numpy as np
 
 from mlmon.assets.queries import METRIC_MONITOR_TYPES, SERVICE_CHECK_MONITOR_TYPES, parse_monitor_query
 from mlmon.assets.recording import FloatArray, Recording
-from mlmon.assets.syntax import BinaryOp, Call, Expr, Metric, Negate, Number, ParsedQuery, QueryError
-from mlmon.assets.timeseries import SPACE_AGGREGATIONS, Group, Grouped, check_groups, expression_points, group_name
+from mlmon.assets.syntax import BinaryOp, Call, Expr, Metric, Negate, Number, ParsedQuery, QueryError, String, Word
+from mlmon.assets.timeseries import (
+    POINTWISE_FUNCTIONS,
+    SPACE_AGGREGATIONS,
+    Group,
+    Grouped,
+    check_groups,
+    expression_points,
+    group_name,
+)
 from mlmon.assets.validate import asset_files
 from mlmon.samples import CheckStatus
 
@@ -302,7 +313,12 @@ def _check_expression(expr: Expr, name: str) -> tuple[str, ...] | None:
                                     "(tag:value, !tag:value and * only)")
         return expr.group_by
     if isinstance(expr, Call):
-        raise EvaluateError(f"monitor {name}: function {expr.name} is not supported by evaluate")
+        if expr.name not in POINTWISE_FUNCTIONS:
+            raise EvaluateError(f"monitor {name}: function {expr.name} is not supported by evaluate (only "
+                                f"{', '.join(f'{f}()' for f in POINTWISE_FUNCTIONS)})")
+        if len(expr.args) != 1 or expr.kwargs or isinstance(expr.args[0], String | Word):
+            raise EvaluateError(f"monitor {name}: {expr.name}() takes one series or number")
+        return _check_expression(expr.args[0], name)
     raise EvaluateError(f"monitor {name}: unexpected {type(expr).__name__.lower()} in the expression")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlmon.assets.recording import FloatArray, Recording
-from mlmon.assets.syntax import BinaryOp, Expr, Metric, Negate, Number
+from mlmon.assets.syntax import BinaryOp, Call, Expr, Metric, Negate, Number
 
 #: a group: (tag, value) pairs in the order of the query's ``by`` tags; ``()`` when not grouped
 Group = tuple[tuple[str, str], ...]
@@ -26,6 +26,8 @@ MISSING_TAG_VALUE = "N/A"
 SPACE_AGGREGATIONS = ("avg", "sum", "min", "max", "count")
 _ARITHMETIC: Mapping[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+#: Datadog's arithmetic functions of one series, applied to each point on its own
+POINTWISE_FUNCTIONS: Mapping[str, Callable[[Any], Any]] = {"abs": np.abs, "log2": np.log2, "log10": np.log10}
 
 
 def group_name(group: Group) -> str:
@@ -52,12 +54,16 @@ class Grouped:
 
 
 def expression_points(expr: Expr, recording: Recording, order: tuple[str, ...]) -> float | Grouped:
-    """A number, or per-group points, for an expression of metrics, numbers, ``+ - * /`` and negation
-    (group tags in ``order``). The caller has checked that it holds nothing else."""
+    """A number, or per-group points, for an expression of metrics, numbers, ``+ - * /``, negation and the
+    functions of :data:`POINTWISE_FUNCTIONS` of one argument (group tags in ``order``). The caller has
+    checked that it holds nothing else."""
     if isinstance(expr, Number):
         return expr.value
     if isinstance(expr, Negate):
         return combine("-", 0.0, expression_points(expr.operand, recording, order))
+    if isinstance(expr, Call):
+        (argument,) = expr.args
+        return pointwise(expr.name, expression_points(argument, recording, order))
     if isinstance(expr, BinaryOp):
         left = expression_points(expr.left, recording, order)
         return combine(expr.op, left, expression_points(expr.right, recording, order))
@@ -105,6 +111,21 @@ def combine(op: str, left: float | Grouped, right: float | Grouped) -> float | G
         keep = np.isfinite(values)
         out[group] = GroupPoints(times[keep], values[keep], np.union1d(a.seen, b.seen))
     return Grouped(tags, out)
+
+
+def pointwise(name: str, value: float | Grouped) -> float | Grouped:
+    """``name(value)`` point by point (``abs``, ``log2``, ``log10``); non-finite results (the log of 0 or
+    of a negative value) are dropped, like a division by zero."""
+    apply = POINTWISE_FUNCTIONS[name]
+    with np.errstate(all="ignore"):
+        if not isinstance(value, Grouped):
+            return float(apply(np.float64(value)))
+        out = {}
+        for group, p in value.groups.items():
+            values = apply(p.values)
+            keep = np.isfinite(values)
+            out[group] = GroupPoints(p.times[keep], values[keep], p.seen)
+    return Grouped(value.tags, out)
 
 
 def space_aggregate(parts: Sequence[tuple[FloatArray, FloatArray]], how: str) -> GroupPoints:
