@@ -19,7 +19,7 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     sections = out.split("\n\n")
     tables = {}
-    for title in ("Predictions", "Online quality", "Training lineage", "Serving inputs"):
+    for title in ("Predictions", "Online quality", "Segments", "Training lineage", "Serving inputs"):
         section = next(s for s in sections if s.startswith(title))
         tables[title] = {line.split()[0]: line for line in section.splitlines() if line.startswith(("ctr_", "cvr_"))}
         assert set(tables[title]) == {"ctr_banner", "ctr_video", "cvr_app"}, title
@@ -30,6 +30,9 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     online = tables["Online quality"]
     assert "NOT REPRODUCIBLE" in online["cvr_app"] and "MISCALIBRATED" in online["ctr_banner"]
     assert online["ctr_video"].endswith("ok")  # no false alarm on the healthy model
+    segments = tables["Segments"]
+    assert "SEGMENT placement:search RANKED WORSE than the model" in segments["ctr_banner"]
+    assert segments["ctr_video"].endswith("ok") and segments["cvr_app"].endswith("ok")
     training = tables["Training lineage"]
     assert "TRAINING ROWS DROPPED" in training["ctr_video"] and "OFFLINE REGRESSION" in training["cvr_app"]
     assert "FEATURE bid_floor STUCK" in training["ctr_banner"]
@@ -46,7 +49,9 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     # shift cvr_app's predictions a day later, when they are the drift reference, only if that day-later hour
     # holds drift_min_rows: not when the demo ends between about 17:00 and 04:30 UTC (its night traffic).
     # ctr_banner trained its latest version on a constant bid_floor: its healthy serving values are skewed
-    # against that version's training data once it served two hourly windows (not between 02:00 and 04:10 UTC)
+    # against that version's training data once it served two hourly windows (not between 02:00 and 04:10 UTC).
+    # The shift over-predicts every placement of ctr_banner alike: the segment monitors, which compare a slice with
+    # its model, stay quiet
     maybe = {("online_quality_degraded", "model:ctr_banner"), ("predictions_shifted", "model:cvr_app"),
              ("training_serving_skew", "model:ctr_banner,feature:bid_floor")}
     assert fired - maybe == {
@@ -57,6 +62,7 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
         ("training_rows_drop_prev", "model:ctr_video"), ("training_rows_drop_30d", "model:ctr_video"),
         ("serving_feature_nulls", "model:ctr_video,feature:age"),
         ("training_serving_skew", "model:cvr_app,feature:bid_floor"),
+        ("segment_quality_gap", "model:ctr_banner,segment:placement,segment_value:search"),
     }
     metrics = (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()
     series = [json.loads(line) for line in metrics if '"metric"' in line]

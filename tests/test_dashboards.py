@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from mlmon.assets import metric_names, parse_monitor_query, validate_assets
 from mlmon.assets.queries import METRIC_MONITOR_TYPES, parse_metric_expressions
-from mlmon.assets.syntax import Metric, metrics_in
+from mlmon.assets.syntax import BinaryOp, Call, Expr, Metric, Negate
 from mlmon.assets.validate import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,16 +21,18 @@ MONITORS = {path.stem: json.loads(path.read_text(encoding="utf-8"))
 
 #: (name, prefix, default) of each template variable, in order
 TEMPLATE_VARIABLES = [("env", "env", "*"), ("model", "model", "*"), ("model_version", "model_version", "*"),
-                      ("service", "service", "*")]
+                      ("segment", "segment", "*"), ("segment_value", "segment_value", "*"), ("service", "service", "*")]
 #: a keyword of each group's title, in the dashboard's order
-GROUP_KEYWORDS = ("prediction statistics", "drift", "online quality", "offline quality", "training feature",
+GROUP_KEYWORDS = ("prediction statistics", "drift", "online quality", "segments", "offline quality", "training feature",
                   "serving inputs", "reproducibility", "agent health", "serving service")
-#: the template variables every model metric query is filtered by (agent metrics carry no model tags)
+#: the template variables every model metric query is filtered by (agent metrics carry no model tags)...
 MODEL_SCOPE = {"$env", "$model", "$model_version"}
+#: ...and segment metrics by these too
+SEGMENT_SCOPE = MODEL_SCOPE | {"$segment", "$segment_value"}
 SERVING_SCOPE = {"$service", "$env"}
 #: metric families the dashboard must draw in full...
-DRAWN_FAMILIES = ("mlmon.prediction.", "mlmon.online.", "mlmon.training.", "mlmon.serving.", "mlmon.reproducibility.",
-                  "mlmon.agent.")
+DRAWN_FAMILIES = ("mlmon.prediction.", "mlmon.online.", "mlmon.segment.", "mlmon.training.", "mlmon.serving.",
+                  "mlmon.reproducibility.", "mlmon.agent.")
 #: ...except these catalogued metrics, each with the reason it is left out (none today: add one only with a reason)
 NOT_DRAWN: dict[str, str] = {}
 #: every widget title reads "<what it shows> — good: <what good looks like>"
@@ -40,19 +42,44 @@ MARKER_RE = re.compile(r"y = (-?\d+(?:\.\d+)?)")
 INVERSE = {">": "<=", ">=": "<", "<": ">=", "<=": ">"}
 
 
+class Drawn(NamedTuple):
+    """A metric query in an expression and the functions applied to it, outermost first: ``abs(log2(m))`` ->
+    ``(m, ("abs", "log2"))``."""
+
+    metric: Metric
+    functions: tuple[str, ...] = ()
+
+
+def drawn_in(expr: Expr, functions: tuple[str, ...] = ()) -> Iterator[Drawn]:
+    """Every metric query of an expression, left to right, with the functions around it."""
+    if isinstance(expr, Metric):
+        yield Drawn(expr, functions)
+    elif isinstance(expr, BinaryOp):
+        yield from drawn_in(expr.left, functions)
+        yield from drawn_in(expr.right, functions)
+    elif isinstance(expr, Negate):
+        yield from drawn_in(expr.operand, functions)
+    elif isinstance(expr, Call):
+        for arg in (*expr.args, *(value for _, value in expr.kwargs)):
+            yield from drawn_in(arg, (*functions, expr.name))
+
+
 class MetricMonitor(NamedTuple):
-    """A shipped metric monitor: the series it watches and its thresholds."""
+    """A shipped metric monitor: the series it watches (its first metric, with the functions applied to it: the
+    calibration band watches ``abs(log2(calibration_vs_model))``, not the calibration) and its thresholds."""
 
     name: str
-    metric: Metric
+    series: Drawn
     comparator: str
     critical: float
     warning: float | None
 
-    def watches(self, metric: Metric) -> bool:
-        """Whether a dashboard query draws this monitor's series (same metric, scope at least as narrow)."""
-        scope = set(self.metric.scope) - {"*"}
-        return metric.name == self.metric.name and scope <= set(metric.scope)
+    def watches(self, drawn: Drawn) -> bool:
+        """Whether a dashboard query draws this monitor's series (same metric and functions, scope at least as
+        narrow)."""
+        scope = set(self.series.metric.scope) - {"*"}
+        return (drawn.metric.name == self.series.metric.name and drawn.functions == self.series.functions
+                and scope <= set(drawn.metric.scope))
 
 
 def metric_monitors() -> list[MetricMonitor]:
@@ -63,10 +90,10 @@ def metric_monitors() -> list[MetricMonitor]:
             continue
         parsed = parse_monitor_query(definition["query"], definition["type"])
         assert parsed.expression is not None and parsed.comparator is not None
-        (metric,) = metrics_in(parsed.expression)
+        series = next(drawn_in(parsed.expression))
         thresholds = definition["options"]["thresholds"]
         monitors.append(
-            MetricMonitor(name, metric, parsed.comparator, thresholds["critical"], thresholds.get("warning")))
+            MetricMonitor(name, series, parsed.comparator, thresholds["critical"], thresholds.get("warning")))
     return monitors
 
 
@@ -95,12 +122,20 @@ def queries(definition: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def drawn(query: str) -> list[Drawn]:
+    return [d for expression in parse_metric_expressions(query) for d in drawn_in(expression)]
+
+
 def metrics(query: str) -> list[Metric]:
-    return [metric for expression in parse_metric_expressions(query) for metric in metrics_in(expression)]
+    return [d.metric for d in drawn(query)]
+
+
+def widget_drawn(definition: dict[str, Any]) -> list[Drawn]:
+    return [d for query in queries(definition).values() for d in drawn(query)]
 
 
 def widget_metrics(definition: dict[str, Any]) -> list[Metric]:
-    return [metric for query in queries(definition).values() for metric in metrics(query)]
+    return [d.metric for d in widget_drawn(definition)]
 
 
 def marker_value(marker: dict[str, str]) -> float:
@@ -122,12 +157,14 @@ def test_dashboard_is_valid() -> None:
 
 
 def test_template_variables() -> None:
-    """Template variables are exactly env, model, model_version and service, each on its own tag, default all."""
+    """Template variables are exactly env, model, model_version, segment, segment_value and service, each on its
+    own tag, default all."""
     assert [(v["name"], v["prefix"], v["default"]) for v in DASHBOARD["template_variables"]] == TEMPLATE_VARIABLES
 
 
-def test_nine_ordered_groups_in_order() -> None:
-    """The dashboard is nine ordered groups, titled in order (the serving inputs beside the training features)."""
+def test_ten_ordered_groups_in_order() -> None:
+    """The dashboard is ten ordered groups, titled in order (the segments after the model's online quality, the
+    serving inputs beside the training features)."""
     assert DASHBOARD["layout_type"] == "ordered"
     assert [(g["type"], g["layout_type"]) for g in groups()] == [("group", "ordered")] * len(GROUP_KEYWORDS)
     titles = [g["title"].lower() for g in groups()]
@@ -140,7 +177,8 @@ def test_every_widget_title_says_what_good_looks_like() -> None:
 
 
 def test_model_metric_queries_use_the_template_variables() -> None:
-    """mlmon model metrics are filtered by $env, $model and $model_version; agent metrics by $env and not $model."""
+    """mlmon model metrics are filtered by $env, $model and $model_version (segment metrics also by $segment and
+    $segment_value); agent metrics by $env and not $model."""
     wrong = []
     for definition in widgets():
         for query in queries(definition).values():
@@ -148,6 +186,8 @@ def test_model_metric_queries_use_the_template_variables() -> None:
                 scope = set(metric.scope)
                 if metric.name.startswith("mlmon.agent."):
                     fits = "$env" in scope and "$model" not in scope
+                elif metric.name.startswith("mlmon.segment."):
+                    fits = scope >= SEGMENT_SCOPE
                 else:
                     fits = not metric.name.startswith("mlmon.") or scope >= MODEL_SCOPE
                 if not fits:
@@ -195,7 +235,7 @@ def test_threshold_markers_equal_the_monitors() -> None:
     for definition in widgets():
         if definition["type"] != "timeseries":
             continue
-        watching = [m for metric in widget_metrics(definition) for m in monitors if m.watches(metric)]
+        watching = [m for series in widget_drawn(definition) for m in monitors if m.watches(series)]
         expected = {(m.critical, "error", f"alert: {m.name}") for m in watching} | {
             (m.warning, "warning", f"warning: {m.name}") for m in watching if m.warning is not None}
         drawn = {(marker_value(marker), kind, marker.get("label")) for marker in definition.get("markers", [])
@@ -208,7 +248,7 @@ def test_threshold_markers_equal_the_monitors() -> None:
 def test_every_metric_monitor_is_drawn() -> None:
     """Each metric monitor's series is on a timeseries (and so, by the test above, its thresholds)."""
     drawn = {m.name for d in widgets() if d["type"] == "timeseries"
-             for metric in widget_metrics(d) for m in metric_monitors() if m.watches(metric)}
+             for series in widget_drawn(d) for m in metric_monitors() if m.watches(series)}
     assert sorted({m.name for m in metric_monitors()} - drawn) == []
 
 
@@ -223,7 +263,7 @@ def test_table_colours_equal_the_monitors() -> None:
         for request in definition["requests"]:
             for formula in request["formulas"]:
                 used = [named[name] for name in re.findall(r"[A-Za-z_]\w*", formula["formula"]) if name in named]
-                watching = [m for query in used for metric in metrics(query) for m in monitors if m.watches(metric)]
+                watching = [m for query in used for series in drawn(query) for m in monitors if m.watches(series)]
                 expected = [rule for m in watching for rule in traffic_light(m)]
                 if formula.get("conditional_formats", []) != expected:
                     mismatched[f"{definition['title']}: {formula.get('alias')}"] = expected

@@ -1,10 +1,11 @@
 """The incident suite: the agent runs over a warehouse per incident, then the shipped monitors are evaluated
-on what it wrote. Each incident fires exactly its monitor(s) for the right model, and the healthy
-baseline fires nothing.
+on what it wrote. Each incident fires exactly its monitor(s) for the right model (feature, segment value),
+and the healthy baseline fires nothing.
 
 Every warehouse is the same healthy 30 hours of traffic (same seed, so the same rows) with one
 incident planted, evaluated at a fixed afternoon time so the result is deterministic. Some incidents
-rightly fire a second monitor; each such consequence is listed with the reason.
+rightly fire a second monitor; each such consequence is listed with the reason. The agent slices the
+predictions and quality jobs by the prediction log's ``placement`` (``segment_by``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def feature(model_name: str, name: str) -> tuple[tuple[str, str], ...]:
     return (("model", model_name), ("feature", name))
 
 
+def segment(model_name: str, value: str, column: str = "placement") -> tuple[tuple[str, str], ...]:
+    """The group of a segment monitor (``by {model,segment,segment_value}``)."""
+    return (("model", model_name), ("segment", column), ("segment_value", value))
+
+
+
+
 CASES = {
     "healthy": Case((), frozenset()),
     "offline_regression": Case(
@@ -70,7 +78,8 @@ CASES = {
         (Incident("rows_shrink", "ctr_video"),),
         frozenset({("training_rows_drop_30d", model("ctr_video"))}),
     ),
-    # outcomes moved, predictions did not: only the label-based monitor can see it
+    # outcomes moved, predictions did not: only the label-based monitor can see it (every placement alike:
+    # the segment monitors compare each slice with its model, so they stay quiet)
     "online_quality_degraded": Case(
         (Incident("concept_shift", "ctr_banner", since=6 * HOUR),),
         frozenset({("online_quality_degraded", model("ctr_banner"))}),
@@ -121,6 +130,18 @@ CASES = {
         frozenset({("serving_feature_stuck", feature("cvr_app", "device")),
                    ("training_serving_skew", feature("cvr_app", "device"))}),
     ),
+    # one placement's outcomes stopped following the score: its AUC falls to 0.5 while the model's, averaged
+    # over all placements, stays within every model-wide threshold; its calibration does not move
+    "segment_quality_gap": Case(
+        (Incident("segment_uninformative", "ctr_banner", since=12 * HOUR, placement="search"),),
+        frozenset({("segment_quality_gap", segment("ctr_banner", "search"))}),
+    ),
+    # one placement's positive rate halved while its predictions stayed: 2x over-predicted there, about
+    # 1.2x for the model as a whole (under online_miscalibrated's warning); its ranking does not move
+    "segment_miscalibrated": Case(
+        (Incident("segment_overpredicted", "ctr_video", since=12 * HOUR, placement="feed"),),
+        frozenset({("segment_miscalibrated", segment("ctr_video", "feed"))}),
+    ),
     # a migration renamed the label column: the quality job fails at each run, the others go on
     "job_failing": Case(
         (), frozenset({("job_failing", (("instance", INSTANCE), ("job", "quality")))}), agent_runs=(HOUR, 0.0),
@@ -144,8 +165,12 @@ def suite_config(warehouse: Path, state: Path) -> dict:
             "warehouse": {"engine": "duckdb", "path": str(warehouse)},
             "tags": ["team:ads"],
             "jobs": {
-                "predictions": {"initial_lookback": "3h"},
-                "quality": {"initial_lookback": "4h", "label_delay": "1h", "label_delay_by_model": {"cvr_app": "1d"}},
+                "predictions": {"initial_lookback": "3h", "segment_by": ["placement"]},
+                # the segment monitors average a day of hourly windows (the model's online monitors three); in one
+                # run segments start at the data's first UTC midnight (each day's values are the previous day's top
+                # placements), which 14 hours reach back to
+                "quality": {"initial_lookback": "14h", "label_delay": "1h", "label_delay_by_model": {"cvr_app": "1d"},
+                            "segment_by": ["placement"]},
                 "reproducibility": {"initial_lookback": "4h"},
                 "training": {"features": ["age", "device", "bid_floor"]},
                 "serving_features": {"initial_lookback": "3h", "features": ["age", "device", "bid_floor"],
@@ -212,6 +237,62 @@ def test_scenarios_differ_only_where_the_incident_is() -> None:
     inside = (before["model"] == "ctr_video").to_numpy() & gap.mask(ts, END)
     assert inside.sum() > 0
     assert before[~inside].reset_index(drop=True).equals(after.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("kind", ["segment_uninformative", "segment_overpredicted"])
+def test_segment_incidents_change_only_their_placements_labels(kind: str) -> None:
+    """A segment incident changes labels of its model's requests in its placement inside it, nothing else: the
+    uninformative one redraws them at the placement's base rate (its AUC is 0.5), the over-predicted one turns
+    about half its positives into negatives."""
+    healthy = build_frames(END, (), hours=6)
+    incident = Incident(kind, "ctr_video", since=4 * HOUR)
+    planted = build_frames(END, (incident,), hours=6)
+    for table in ("predictions", "replays", "training_runs", "training_features"):
+        assert healthy[table].equals(planted[table]), table
+    predictions = healthy["predictions"]
+    ts = predictions["ts"].astype("int64").to_numpy() / 1e9
+    there = ((predictions["model"] == "ctr_video") & (predictions["placement"] == incident.placement)).to_numpy()
+    inside = there & incident.mask(ts, END)
+    assert inside.sum() > 1000
+    before, after = healthy["labels"], planted["labels"]
+    assert (before["request_id"] == predictions["request_id"]).all()
+    assert before[~inside].equals(after[~inside])
+    assert before[["request_id", "label_ts"]].equals(after[["request_id", "label_ts"]])
+    was, now = before["label"].to_numpy()[inside], after["label"].to_numpy()[inside]
+    scores = predictions["prediction"].to_numpy()[inside]
+    if kind == "segment_uninformative":
+        from sklearn.metrics import roc_auc_score
+
+        assert roc_auc_score(was, scores) > 0.65 and abs(roc_auc_score(now, scores) - 0.5) < 0.05
+        assert abs(now.mean() - was.mean()) < 0.01
+    else:
+        assert not (now > was).any()  # positives lost, never gained
+        assert 0.4 < now.sum() / was.sum() < 0.6
+
+
+def test_placements_have_unequal_shares_and_some_nulls() -> None:
+    """The placement column: six values at their shares, 2 % NULL, independent of the score."""
+    from mlmon.scenarios import PLACEMENT_SHARES, PLACEMENTS
+
+    predictions = build_frames(END, (), hours=6)["predictions"]
+    shares = predictions["placement"].value_counts(normalize=True, dropna=False)
+    assert shares.index.dropna().tolist() == list(PLACEMENTS)  # in the order of their shares
+    for value, share in zip(PLACEMENTS, PLACEMENT_SHARES, strict=True):
+        assert abs(shares[value] - share) < 0.01, value
+    assert abs(predictions["placement"].isna().mean() - (1 - sum(PLACEMENT_SHARES))) < 0.005
+    means = predictions.groupby(predictions["placement"].fillna("__null__"))["prediction"].mean()
+    assert means.max() - means.min() < 0.005
+
+
+def test_segment_incident_placements_are_checked() -> None:
+    """A segment incident takes its kind's placement by default; another kind or an unknown placement is refused."""
+    assert Incident("segment_uninformative", "ctr_video").placement == "search"
+    assert Incident("segment_overpredicted", "ctr_video").placement == "feed"
+    assert Incident("segment_overpredicted", "ctr_video", placement="video").placement == "video"
+    with pytest.raises(ValueError, match="unknown placement 'homepage'"):
+        Incident("segment_uninformative", "ctr_video", placement="homepage")
+    with pytest.raises(ValueError, match="'shifted' takes no placement"):
+        Incident("shifted", "ctr_video", placement="feed")
 
 
 @pytest.mark.parametrize("kind", ["serving_null", "serving_scale", "serving_stuck"])

@@ -52,7 +52,7 @@ Q_WIDTH = 3600.0  # the quality job's window (default), label_delay 1 h, label_s
 LABEL_DELAY = 3600.0
 LABEL_SKEW = 3600.0
 TOP_K = 3
-MIN_LABELED = 200  # jobs.quality.segment_min_labeled, default
+MIN_LABELED = 200  # jobs.quality.segment_min_labeled, set (the default, 1000, is more than these slices hold)
 
 NOW = float(os.environ.get("MLMON_SEGMENTS_NOW") or round(time.time(), 3))
 
@@ -238,7 +238,8 @@ def make_config(warehouse: Warehouse, state_dir: Path, segment_by: Sequence[str]
             "tables": {"predictions": warehouse.table("predictions"), "labels": warehouse.table("labels"),
                        "replays": None, "training_runs": None, "training_features": None},
             "jobs": {"predictions": {"initial_lookback": "1h", **segments},
-                     "quality": {"initial_lookback": "4h", **segments}},
+                     "quality": {"initial_lookback": "4h", **segments,
+                                 **({"segment_min_labeled": MIN_LABELED} if segments else {})}},
         }],
     })
 
@@ -375,6 +376,8 @@ def reference_quality_segments(data: Data, windows: Sequence[tuple[float, float]
                             out[("auc_vs_model", *key)] = ref["auc"] - whole["auc"]
                         if "logloss" in ref and whole.get("logloss"):
                             out[("logloss_vs_model", *key)] = ref["logloss"] / whole["logloss"]
+                        if "calibration" in ref and whole.get("calibration"):
+                            out[("calibration_vs_model", *key)] = ref["calibration"] / whole["calibration"]
     return out
 
 
@@ -483,7 +486,7 @@ def test_segment_metrics_match_numpy_and_sklearn_per_slice(data, duck_run) -> No
     # both sides of segment_min_labeled
     labeled = [v for k, v in want_q.items() if k[0] == "labeled_count"]
     assert min(labeled) < MIN_LABELED <= max(labeled)
-    assert any(k[0] == "auc_vs_model" for k in want_q) and any(k[0] == "logloss_vs_model" for k in want_q)
+    assert {"auc_vs_model", "logloss_vs_model", "calibration_vs_model"} <= {k[0] for k in want_q}
 
 
 def test_chosen_values_are_the_top_k_of_the_previous_day(data, duck_run) -> None:

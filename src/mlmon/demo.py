@@ -14,13 +14,18 @@ replays). Planted incidents, by model:
 * ``ctr_banner``: predictions shifted upward for the last 6 hours (drift, and online logloss worse
   than offline); a few NaN, negative and > 1 predictions every hour (invalid rows); training
   feature ``bid_floor`` stuck at one value in the latest version (so its healthy serving values are
-  skewed against that version's training data once it serves).
+  skewed against that version's training data once it serves); in placement ``search`` (22 % of its
+  traffic) outcomes stopped following the score for a day, from two days to one day before the end
+  (a segment ranked at random while the model as a whole stays within its thresholds).
+
+The prediction log's ``placement`` column is the demo's ``segment_by`` column (:data:`SEGMENTS`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlmon.scenarios import DAY, HOUR, Incident, build_frames, write_duckdb
 
@@ -35,9 +40,12 @@ DEMO_INCIDENTS = (
     Incident("feature_collapsed", "ctr_banner"),
     Incident("serving_null", "ctr_video", since=DAY + 12 * HOUR, duration=4 * HOUR, feature="age"),
     Incident("serving_scale", "cvr_app", since=12 * HOUR, feature="bid_floor"),
+    Incident("segment_uninformative", "ctr_banner", since=2 * DAY, duration=DAY, placement="search"),
 )
 #: the serving_features job's settings in the demo: the features of ``training_features``
 SERVING_FEATURES = {"features": ["age", "device", "bid_floor"], "categorical": ["device"]}
+#: the predictions and quality jobs' segments in the demo: the prediction log's placement column
+SEGMENTS = {"segment_by": ["placement"]}
 
 
 def build_warehouse(path: Path, end: float, days: int = 7) -> dict[str, int]:
@@ -384,4 +392,97 @@ def format_serving(summary: dict[str, dict[str, FeatureSummary]]) -> str:
         windows = max((f.windows for f in features.values()), default=0)
         lines.append(f"{model:<12} {windows:>7} {worst(features, 'max_null'):>20} {worst(features, 'max_psi'):>22}  "
                      f"{'; '.join(flags) or 'ok'}")
+    return "\n".join(lines)
+
+
+# Thresholds of the segments section: the shipped segment monitors' alert thresholds, over their window.
+SEGMENT_GAP_ALERT = -0.12
+SEGMENT_CALIBRATION_ALERT = 0.585  # |log2(calibration vs model)|: 1.5x the model's either way
+#: the segment monitors average the hourly windows of the last day
+SEGMENT_POOL_SECONDS = 24 * HOUR
+
+
+@dataclass
+class SegmentSummary:
+    """One segment value (``column:value``) of one model over the demo's hourly windows: its judged windows'
+    ``auc_vs_model`` and ``|log2(calibration_vs_model)|`` by window end (windows with ``segment_min_labeled``
+    rows)."""
+
+    windows: int = 0
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+    calibrations: list[tuple[float, float]] = field(default_factory=list)
+
+    @staticmethod
+    def _pooled(points: list[tuple[float, float]]) -> list[float]:
+        """At each point, the mean of the points of the day up to it (what the monitor averages)."""
+        ordered = sorted(points)
+        return [sum(v for t, v in ordered if end - SEGMENT_POOL_SECONDS < t <= end)
+                / sum(1 for t, _ in ordered if end - SEGMENT_POOL_SECONDS < t <= end) for end, _ in ordered]
+
+    def worst_gap(self) -> float | None:
+        return min(self._pooled(self.gaps), default=None)
+
+    def worst_calibration(self) -> float | None:
+        return max(self._pooled(self.calibrations), default=None)
+
+    def gap_windows(self) -> int:
+        return sum(v < SEGMENT_GAP_ALERT for v in self._pooled(self.gaps))
+
+    def miscalibrated_windows(self) -> int:
+        return sum(v > SEGMENT_CALIBRATION_ALERT for v in self._pooled(self.calibrations))
+
+
+def summarise_segments(outputs: list) -> dict[str, dict[str, SegmentSummary]]:  # type: ignore[type-arg]
+    """Fold quality window outputs into figures per model and segment value (``placement:search``); the versions
+    of one window are combined by their worst value."""
+    import math
+
+    out: dict[str, dict[str, SegmentSummary]] = {}
+    for window_out in outputs:
+        merged: dict[tuple[str, str], dict[str, float]] = {}
+        for sample in window_out.samples:
+            name = sample.name.removeprefix("mlmon.segment.online.")
+            tags = dict(t.split(":", 1) for t in sample.tags if ":" in t)
+            if name == sample.name or "model" not in tags or "segment" not in tags:
+                continue
+            values = merged.setdefault((tags["model"], f"{tags['segment']}:{tags.get('segment_value', '?')}"), {})
+            values[name] = sample.value
+            values["end"] = sample.timestamp
+        for (model, segment), values in sorted(merged.items()):
+            s = out.setdefault(model, {}).setdefault(segment, SegmentSummary())
+            s.windows += 1
+            if "auc_vs_model" in values:
+                s.gaps.append((values["end"], values["auc_vs_model"]))
+            if values.get("calibration_vs_model", 0.0) > 0:
+                s.calibrations.append((values["end"], abs(math.log2(values["calibration_vs_model"]))))
+    return out
+
+
+def format_segments(summary: dict[str, dict[str, SegmentSummary]]) -> str:
+    """Per model: its segment values, those judged (enough labeled rows), the worst segment by AUC vs the model
+    and by calibration (each averaged over a day of judged windows, as the monitors do), and the flags."""
+
+    def worst(segments: dict[str, SegmentSummary], key: str, pick: Any) -> str:
+        found = [(value, name) for name, s in segments.items() if (value := getattr(s, key)()) is not None]
+        if not found:
+            return "-"
+        value, name = pick(found)
+        return f"{value:+.3f} {name}" if key == "worst_gap" else f"{value:.3f} {name}"
+
+    header = (f"{'model':<12} {'values':>6} {'judged':>6} {'worst AUC vs model':>28} {'worst |log2 cal. vs model|':>28}"
+              "  health")
+    lines = [header, "-" * len(header)]
+    for model, segments in sorted(summary.items()):
+        flags = []
+        for name, s in sorted(segments.items()):
+            if s.gap_windows():
+                flags.append(f"SEGMENT {name} RANKED WORSE than the model (AUC vs model < {SEGMENT_GAP_ALERT} over "
+                             f"{SEGMENT_POOL_SECONDS / HOUR:.0f} h) in {s.gap_windows()} window(s)")
+            if s.miscalibrated_windows():
+                flags.append(f"SEGMENT {name} MISCALIBRATED against the model (|log2 calibration vs model| > "
+                             f"{SEGMENT_CALIBRATION_ALERT}, 1.5x either way, over {SEGMENT_POOL_SECONDS / HOUR:.0f} h) "
+                             f"in {s.miscalibrated_windows()} window(s)")
+        judged = sum(1 for s in segments.values() if s.gaps or s.calibrations)
+        lines.append(f"{model:<12} {len(segments):>6} {judged:>6} {worst(segments, 'worst_gap', min):>28} "
+                     f"{worst(segments, 'worst_calibration', max):>28}  {'; '.join(flags) or 'ok'}")
     return "\n".join(lines)

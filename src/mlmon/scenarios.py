@@ -7,12 +7,15 @@ requests. The training history goes back 40 days, so the 30-day comparison has d
 so online and offline quality agree when nothing is wrong. The prediction log carries the serving
 values of the features ``age``, ``device`` and ``bid_floor``, drawn like the ``training_features``
 rows, so serving and training agree too (``psi_training`` is low) until an incident says otherwise.
+It also carries a ``placement`` (where the ad was shown: six values of unequal shares and 2 % NULL,
+independent of the score), the segment column of ``segment_by``; healthy placements all have the
+model's quality, so a segment incident moves one placement of one model and nothing else.
 
 All randomness is drawn before any incident is applied. Two warehouses built with the same ``end``,
 ``hours`` and ``seed`` are therefore identical outside their incidents. The serving feature values
-come from a generator of their own (seeded from ``seed``), so adding them moved none of the other
-numbers. ``mlmon demo`` plants several incidents in one week; the incident suite plants one per
-warehouse.
+come from a generator of their own (seeded from ``seed``), and so do the placements, so adding them
+moved none of the other numbers. ``mlmon demo`` plants several incidents in one week; the incident
+suite plants one per warehouse.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ MODELS = (
 )
 
 #: incident kind -> what it plants. The prediction-side kinds (stuck, unavailable, shifted,
-#: concept_shift, replays_differ) and the serving feature kinds (serving_*) use ``since``/``duration``;
+#: concept_shift, replays_differ), the serving feature kinds (serving_*) and the segment kinds (segment_*,
+#: on the labels of one placement) use ``since``/``duration``;
 #: ``invalid`` spans the whole traffic; the training kinds act on the latest run (``stale``: on the
 #: last ``since`` seconds of the history)
 INCIDENTS = {
@@ -66,6 +70,10 @@ INCIDENTS = {
     "serving_null": "a serving feature (default age) NULL: its source stopped joining into the log",
     "serving_scale": "a numeric serving feature (default bid_floor) served x100 (cents; trained in dollars)",
     "serving_stuck": "a serving feature (default device) stuck at one value (a fallback default)",
+    "segment_uninformative": "in one placement (default search) outcomes no longer depend on the score: "
+                             "labels drawn at the placement's base rate, independent of the prediction",
+    "segment_overpredicted": "in one placement (default feed) the positive rate halves while the predictions "
+                             "stay: the model over-predicts there by 2x",
 }
 STUCK_VALUE = 0.0731
 #: the feature columns of ``training_features``, also logged with each prediction; ``device`` is categorical
@@ -77,6 +85,13 @@ SERVING_STUCK_VALUES: dict[str, float | str] = {"age": 35.0, "device": "android"
 SERVING_SCALE = 100.0
 DEVICES = ("ios", "android", "web")
 DEVICE_SHARES = (0.4, 0.45, 0.15)
+#: the prediction log's ``placement`` column and each value's share of the traffic; the rest (2 %) is NULL
+PLACEMENTS = ("feed", "search", "article", "video", "sidebar", "footer")
+PLACEMENT_SHARES = (0.38, 0.22, 0.15, 0.12, 0.07, 0.04)
+#: the segment kinds and the placement each acts on unless the incident names one
+SEGMENT_INCIDENT_PLACEMENTS = {"segment_uninformative": "search", "segment_overpredicted": "feed"}
+#: the share of a placement's positives that ``segment_overpredicted`` turns into negatives
+SEGMENT_LOST_POSITIVES = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,9 @@ class Incident:
 
     Time-bound kinds start ``since`` seconds before the end (aligned down to 10 minutes) and last
     ``duration`` seconds, or until the end. ``stale`` stops training ``since`` seconds before the end.
-    The serving feature kinds act on ``feature`` (default: the kind's, :data:`SERVING_INCIDENT_FEATURES`).
+    The serving feature kinds act on ``feature`` (default: the kind's, :data:`SERVING_INCIDENT_FEATURES`),
+    the segment kinds on the requests of ``placement`` (default: the kind's, :data:`SEGMENT_INCIDENT_PLACEMENTS`)
+    served inside the incident.
     """
 
     kind: str
@@ -93,6 +110,7 @@ class Incident:
     since: float = 0.0
     duration: float | None = None
     feature: str = ""
+    placement: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in INCIDENTS:
@@ -107,6 +125,14 @@ class Incident:
                 raise ValueError(f"incident {self.kind!r}: unknown feature {self.feature!r}; expected one of "
                                  f"{', '.join(numeric)}")
             object.__setattr__(self, "feature", self.feature or SERVING_INCIDENT_FEATURES[self.kind])
+        if self.placement and self.kind not in SEGMENT_INCIDENT_PLACEMENTS:
+            segment_kinds = ", ".join(SEGMENT_INCIDENT_PLACEMENTS)
+            raise ValueError(f"incident {self.kind!r} takes no placement; only {segment_kinds} do")
+        if self.kind in SEGMENT_INCIDENT_PLACEMENTS:
+            if self.placement and self.placement not in PLACEMENTS:
+                raise ValueError(f"incident {self.kind!r}: unknown placement {self.placement!r}; expected one of "
+                                 f"{', '.join(PLACEMENTS)}")
+            object.__setattr__(self, "placement", self.placement or SEGMENT_INCIDENT_PLACEMENTS[self.kind])
 
     def mask(self, ts: np.ndarray, end: float) -> np.ndarray:
         """Which of ``ts`` (Unix seconds) fall inside the incident."""
@@ -203,10 +229,23 @@ def build_frames(
         serving_rng = np.random.default_rng((seed, m_index, 17))
         serving_draws = (serving_rng.random(n), serving_rng.integers(18, 70, n),
                          serving_rng.choice(DEVICES, n, p=DEVICE_SHARES), serving_rng.gamma(2.0, 0.5, n))
+        # the placements and the segment incidents' draws: a generator of their own too
+        segment_rng = np.random.default_rng((seed, m_index, 29))
+        placement = _placements(segment_rng.random(n))
+        lost_draw = segment_rng.random(n)
 
         # outcomes follow the true propensity; under concept_shift they rise while predictions do not
         true_p = _sigmoid(score + noise + np.where(during("concept_shift", ts), 0.8, 0.0))
         y = (uniform_label < true_p).astype(np.int64)
+        for incident in (i for i in mine if i.kind in SEGMENT_INCIDENT_PLACEMENTS):
+            there = placement == incident.placement
+            inside = there & incident.mask(ts, end)
+            if incident.kind == "segment_uninformative":
+                # the same uniform draws against the placement's base rate instead of each request's propensity
+                rate = float(true_p[there].mean()) if there.any() else model.base_rate
+                y = np.where(inside, (uniform_label < rate).astype(np.int64), y)
+            else:
+                y = np.where(inside & (lost_draw < SEGMENT_LOST_POSITIVES), 0, y)
         pred = _sigmoid(np.where(during("shifted", ts), score + 1.2, score))
         pred = np.where(during("stuck", ts), STUCK_VALUE, pred)
         if "invalid" in kinds:
@@ -227,6 +266,7 @@ def build_frames(
             "model_version": versions[served],
             "prediction": pred[served],
             **{name: values[served] for name, values in serving.items()},
+            "placement": placement[served],
         }))
         labels.append(pd.DataFrame({
             "request_id": request_id[served], "label": y[served],
@@ -270,6 +310,15 @@ def build_frames(
         "training_runs": pd.DataFrame(runs),
         "training_features": pd.concat(feats, ignore_index=True),
     }
+
+
+def _placements(draw: np.ndarray) -> np.ndarray:
+    """The placement of each request from a uniform draw in [0, 1): :data:`PLACEMENTS` at
+    :data:`PLACEMENT_SHARES`, None (NULL) for the rest."""
+    values = np.array([*PLACEMENTS, None], dtype=object)
+    index = np.searchsorted(np.cumsum(PLACEMENT_SHARES), draw, side="right")
+    out: np.ndarray = values[np.minimum(index, len(PLACEMENTS))]
+    return out
 
 
 def _serving_features(

@@ -46,10 +46,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     "warehouse": {"engine": "duckdb", "path": str(warehouse)},
                     "tags": ["team:ads", "source:mlmon-demo"],
                     "jobs": {
-                        "predictions": {"initial_lookback": f"{args.days}d"},
+                        "predictions": {"initial_lookback": f"{args.days}d", **demo.SEGMENTS},
                         # conversions arrive within hours: the CVR model's windows mature after a day
                         "quality": {"initial_lookback": f"{args.days}d", "label_delay": "1h",
-                                    "label_delay_by_model": {"cvr_app": "1d"}},
+                                    "label_delay_by_model": {"cvr_app": "1d"}, **demo.SEGMENTS},
                         "reproducibility": {"initial_lookback": f"{args.days}d"},
                         "training": {"features": ["age", "device", "bid_floor"]},
                         "serving_features": {"initial_lookback": f"{args.days}d", **demo.SERVING_FEATURES},
@@ -75,6 +75,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(demo.format_summary(demo.summarise(outputs("predictions"))))
     print("\nOnline quality (latest hourly window with matured labels) and reproducibility")
     print(demo.format_online(demo.summarise_online(outputs("quality", "reproducibility"))))
+    print("\nSegments (placement: hourly windows with matured labels; a slice is judged against its model in the "
+          "windows where it has segment_min_labeled labeled rows, averaged over a day)")
+    print(demo.format_segments(demo.summarise_segments(outputs("quality"))))
     print("\nTraining lineage (latest version of each model)")
     training = by_job["training"].snapshot if "training" in by_job else []
     print(demo.format_training(demo.summarise_training(training)))

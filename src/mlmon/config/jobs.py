@@ -88,9 +88,10 @@ class QualityJob(_WindowJob, _Segmented):
     #: labels tables that hold only the positives (clicks, conversions). Label rows that are all invalid
     #: values stay an invalid label either way.
     missing_label: Literal["skip", "negative"] = "skip"
-    #: a segment's ``auc_vs_model`` and ``logloss_vs_model`` are sent only for a window where it has this many
-    #: labeled predictions (below, one window's AUC of a slice is mostly noise)
-    segment_min_labeled: int = Field(default=200, ge=0)
+    #: a segment's ``auc_vs_model``, ``logloss_vs_model`` and ``calibration_vs_model`` are sent only for a window
+    #: where it has this many labeled predictions: at a 2-3 % click rate 1000 rows hold 20-30 positives, and below
+    #: that one window's AUC or calibration of a slice is mostly noise (measured: monitors/README.md)
+    segment_min_labeled: int = Field(default=1000, ge=0)
 
 
 class ReproducibilityJob(_WindowJob):

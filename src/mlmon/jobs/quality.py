@@ -29,7 +29,7 @@ SEGMENT_PREFIX = "mlmon.segment.online."
 #: what a segment reports of :class:`OnlineQuality` (the other metrics are the model's, not a slice's)
 SEGMENT_QUALITY = ("labeled_count", "positive_rate", "mean_prediction", "logloss", "auc", "calibration")
 #: a segment against its model's value in the same window and version (``segment_min_labeled`` labeled rows)
-SEGMENT_COMPARISONS = ("auc_vs_model", "logloss_vs_model")
+SEGMENT_COMPARISONS = ("auc_vs_model", "logloss_vs_model", "calibration_vs_model")
 SEGMENT_METRICS = tuple(SEGMENT_PREFIX + name for name in (*SEGMENT_QUALITY, *SEGMENT_COMPARISONS))
 
 
@@ -116,8 +116,9 @@ def compute(
 
 def segment_values(segment: OnlineQuality, model: OnlineQuality | None, min_labeled: int) -> dict[str, float]:
     """A segment's :data:`SEGMENT_QUALITY` values and, with ``min_labeled`` labeled rows (and the model's value
-    defined), ``auc_vs_model`` (segment AUC less the model's) and ``logloss_vs_model`` (segment logloss over the
-    model's)."""
+    defined), ``auc_vs_model`` (segment AUC less the model's), ``logloss_vs_model`` (segment logloss over the
+    model's) and ``calibration_vs_model`` (segment calibration over the model's: a slice priced off its model's
+    level; a model-wide miscalibration leaves it at 1)."""
     defined = segment.values()
     out = {name: defined[name] for name in SEGMENT_QUALITY if name in defined}
     if model is None or segment.labeled_count < min_labeled:
@@ -126,6 +127,8 @@ def segment_values(segment: OnlineQuality, model: OnlineQuality | None, min_labe
         out["auc_vs_model"] = segment.auc - model.auc
     if segment.logloss is not None and model.logloss:
         out["logloss_vs_model"] = segment.logloss / model.logloss
+    if segment.calibration is not None and model.calibration:
+        out["calibration_vs_model"] = segment.calibration / model.calibration
     return out
 
 
