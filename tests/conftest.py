@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.helpers import (
     DATADOG_ENV,
-    PG_URL,
     DuckDBWarehouse,
     Listener,
     PostgresWarehouse,
     Warehouse,
-    postgres_available,
+    postgres_schema,
 )
 
 from mlmon.testing import IntakeServer
@@ -36,20 +33,8 @@ def duckdb_warehouse(tmp_path: Path) -> DuckDBWarehouse:
 
 @pytest.fixture
 def postgres_warehouse() -> Iterator[PostgresWarehouse]:
-    if not postgres_available():
-        if os.environ.get("MLMON_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    import psycopg
-
-    schema = f"mlmon_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as con:
-        con.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield PostgresWarehouse(PG_URL, schema)
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as con:
-            con.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema() as warehouse:
+        yield warehouse
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -3,10 +3,12 @@ datetimes, a DogStatsD listener. The fixtures built on them are in ``conftest.py
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,28 @@ def postgres_available() -> bool:
             return True
     except Exception:
         return False
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[PostgresWarehouse]:
+    """A fresh schema on the test server, dropped on the way out; the test is skipped when the server is not
+    reachable, and fails instead when ``MLMON_REQUIRE_POSTGRES`` is set."""
+    import pytest
+
+    if not postgres_available():
+        if os.environ.get("MLMON_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    import psycopg
+
+    schema = f"mlmon_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as con:
+        con.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield PostgresWarehouse(PG_URL, schema)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 #: the Datadog variables that override the config (mlmon.config.DatadogConfig): a developer's shell or a CI

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlglot
-from tests.helpers import PG_URL, DuckDBWarehouse, PostgresWarehouse, Warehouse, postgres_available
+from tests.helpers import DuckDBWarehouse, PostgresWarehouse, Warehouse, postgres_schema
 from tests.reference import label_of, online_quality_reference
 from tests.tables import write_table
 
@@ -411,22 +410,9 @@ def duck(data: Data, tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehous
 
 @pytest.fixture(scope="module")
 def pg(data: Data) -> Iterator[PostgresWarehouse]:
-    if not postgres_available():
-        if os.environ.get("MLMON_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    import psycopg
-
-    schema = f"mlmon_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as con:
-        con.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        wh = PostgresWarehouse(PG_URL, schema)
+    with postgres_schema() as wh:
         write(data, wh)
         yield wh
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as con:
-            con.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(scope="module")

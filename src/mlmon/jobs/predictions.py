@@ -110,11 +110,7 @@ def compute(
     segments = choose(engine, instance, "predictions", job, windows, state, memo)
     result = fetch_prediction_aggregates(engine, instance, start, end, ref_start, ref_end, width, lane.include,
                                          segments.plan)
-    batch = range(windows[0].index, windows[-1].index + 1)
-    chosen, said = choose_new(engine, instance, "predictions", job, windows, state,
-                              {(k.model, k.window_index) for k in result.groups if k.window_index in batch})
-    segments.rows_fetched += chosen
-    segments.problems.extend(said)
+    choose_new(engine, instance, "predictions", job, windows, state, result.groups, segments)
 
     by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
     hists: dict[int, dict[GroupKey, ScoreHistogram]] = defaultdict(dict)

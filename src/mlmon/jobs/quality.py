@@ -74,11 +74,7 @@ def compute(
     segments = choose(engine, instance, "quality", job, windows, state, memo)
     result = fetch_quality(engine, instance, start, end, job.window, lane.delay, lane.include, lane.exclude,
                            segments.plan)
-    batch = range(windows[0].index, windows[-1].index + 1)
-    chosen, said = choose_new(engine, instance, "quality", job, windows, state,
-                              {(k.model, k.window_index) for k in result.groups if k.window_index in batch})
-    segments.rows_fetched += chosen
-    segments.problems.extend(said)
+    choose_new(engine, instance, "quality", job, windows, state, result.groups, segments)
     fetched = result.rows_fetched + segments.rows_fetched
     problems: list[str] = list(segments.problems)
     offline: dict[tuple[str, str], OfflineMetrics] = {}

@@ -27,7 +27,7 @@ from mlmon.samples import Sample, make_tags
 from mlmon.state import JobState
 from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, QueryError
-from mlmon.warehouse.predictions import SegmentKey
+from mlmon.warehouse.predictions import GroupKey, SegmentKey
 from mlmon.warehouse.segments import DAY, NULL, OTHER, ColumnChoice, DayChoice, SegmentPlan, fetch_choice
 
 log = logging.getLogger("mlmon.jobs.segments")
@@ -108,38 +108,38 @@ def choose(
 
 def choose_new(
     engine: Engine, instance: Instance, job: str, settings: Any, windows: Sequence[Window], state: JobState,
-    seen: Iterable[tuple[str, int]],
-) -> tuple[int, list[str]]:
-    """After a batch's statement: for the models of ``seen`` ((model, window index) pairs of the batch) that had no
-    rows in the UTC day before their window's day (new models), choose their values from their rows of that day
-    up to the batch's end, once, and keep them in ``state`` for the rest of the day: they are sliced from the next
-    run on. Returns the rows fetched and the problems."""
+    groups: Iterable[GroupKey], run: SegmentRun,
+) -> None:
+    """After a batch's statement: for the models of ``groups`` (the statement's, in the batch's windows) that had
+    no rows in the UTC day before their window's day (new models), choose their values from their rows of that
+    day up to the batch's end, once, and keep them in ``state`` for the rest of the day: they are sliced from the
+    next run on. The rows fetched and the problems go to ``run``."""
     columns = tuple(settings.segment_by)
     if not columns:
-        return 0, []
+        return
     end = windows[-1].end
+    batch = range(windows[0].index, windows[-1].index + 1)
     new: dict[float, set[str]] = {}
-    for model, index in seen:
+    for model, index in {(k.model, k.window_index) for k in groups if k.window_index in batch}:
         day = day_of(index * (windows[0].end - windows[0].start))
         stored = _load(state.segments.get(str(int(day))), columns)
         if stored is not None and model not in stored:
             new.setdefault(day, set()).add(model)
-    fetched = 0
     for day, models in sorted(new.items()):
         try:
             choice, n = fetch_choice(engine, instance, columns, day, min(day + DAY, end), settings.segment_top_k,
                                      sorted(models))
         except QueryError as exc:
-            return fetched, [f"instance {instance.name}, job {job}, table {instance.tables.predictions}: segment_by "
-                             f"{', '.join(columns)}: {exc}; new models' segment values not chosen"]
-        fetched += n
+            run.problems.append(f"instance {instance.name}, job {job}, table {instance.tables.predictions}: "
+                                f"segment_by {', '.join(columns)}: {exc}; new models' segment values not chosen")
+            return
+        run.rows_fetched += n
         stored_models = state.segments[str(int(day))]["models"]
         for model in sorted(models):
             log.info("instance %s job %s: model %s had no rows in the UTC day before %s; its segment values are "
                      "chosen from its rows of that day up to %s and kept for the day (segment_by): sliced from the "
                      "next run on", instance.name, job, model, iso(day), iso(min(day + DAY, end)))
             stored_models[model] = {c: v.to_json() for c, v in choice.get(model, {}).items()}
-    return fetched, []
 
 
 def _refuse(instance: Instance, job: str, settings: Any, model: str, column: str, chosen: ColumnChoice, day: float,
