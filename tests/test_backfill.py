@@ -160,7 +160,7 @@ def test_sigterm_then_same_command_delivers_every_window_once(week, reference, t
         finally:
             proc.kill()
         assert proc.returncode == 0, stderr
-        assert "signal 15: finishing the window in flight" in stderr
+        assert "signal 15: ending the statements in flight" in stderr
         assert "stopped:" in stdout and "run the same command again to continue" in stdout
         first = points(intake)
         mark = store.load("demo", key).watermark

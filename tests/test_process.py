@@ -104,7 +104,7 @@ def test_sigterm_mid_catch_up_then_resume(warehouse, tmp_path, once, expected) -
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
-    assert "signal 15: finishing the window in flight" in stderr
+    assert "signal 15: ending the statements in flight" in stderr
     interrupted = counts(run_dir / "metrics.jsonl")
     watermark = StateStore(run_dir / "state").load("ads", "predictions").watermark
     assert watermark == max(ts for _, _, ts in interrupted)  # the state names exactly what was delivered

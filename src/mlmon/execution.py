@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlmon.config import Instance
 from mlmon.delivery import MAX_POINTS_PER_SUBMIT, Delivery
@@ -36,6 +36,8 @@ class JobRun:
     base_tags: Sequence[str]
     clock: Callable[[], float]
     stop: threading.Event
+    #: the engines opened for it (what :meth:`mlmon.runner.Agent.interrupt` reaches)
+    engines: list[Engine] = field(default_factory=list)
 
 
 class WindowedRun:

@@ -113,6 +113,20 @@ class Agent:
         self.windowed = WindowedRun(self.delivery)
         self._skipped_logged: set[tuple[str, str]] = set()
         self._tables_seen: dict[str, set[str]] = {}
+        #: the engines of the jobs running now, for :meth:`interrupt`
+        self._engines: list[Engine] = []
+        self._engines_lock = threading.Lock()
+
+    def interrupt(self) -> None:
+        """End the statements in flight (after :attr:`stop` is set, on SIGTERM): each running job's engine is
+        interrupted if it can be (a statement that hangs on a server that stopped answering would otherwise hold
+        the stopping agent); the interrupted windows stay pending."""
+        with self._engines_lock:
+            engines = list(self._engines)
+        for engine in engines:
+            interrupt = getattr(engine, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
 
     @property
     def sink(self) -> Sink:
@@ -165,6 +179,9 @@ class Agent:
             run.report.messages.append(message)
             run.status.ran(message)
             log.exception("instance %s job %s failed", instance.name, job)
+        finally:
+            with self._engines_lock:
+                self._engines = [e for e in self._engines if not any(e is mine for mine in run.engines)]
         if self.over.sends_status:
             try:
                 self._send_self_metrics(run, started)
@@ -174,10 +191,14 @@ class Agent:
 
     def _open(self, run: JobRun) -> Engine | None:
         try:
-            return self.engine_factory(run.instance.warehouse)
+            engine = self.engine_factory(run.instance.warehouse)
         except WarehouseError as exc:
             run.status.unreachable(run.report, exc)
             return None
+        with self._engines_lock:
+            self._engines.append(engine)
+        run.engines.append(engine)
+        return engine
 
     def _tables_exist(self, engine: Engine, run: JobRun) -> bool:
         """False (the engine closed, one log line) when a table the config left at its default name is absent."""

@@ -54,13 +54,16 @@ class Stoppable(Protocol):
 
 
 def stop_on_signals(agent: Stoppable, then: Callable[[], object] | None = None) -> None:
-    """On SIGTERM or SIGINT, let the agent reach a safe point: the window in flight is either delivered
-    and acknowledged, or left pending (never half of either), then stop; ``then`` runs after the flag
-    is set (the scheduler's shutdown)."""
+    """On SIGTERM or SIGINT, let the agent reach a safe point: the statements in flight are interrupted (their
+    windows stay pending) and a window being delivered is either delivered and acknowledged or left pending
+    (never half of either), then stop; ``then`` runs after the flag is set (the scheduler's shutdown)."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: finishing the window in flight, then stopping", signum)
+        log.info("signal %d: ending the statements in flight (their windows stay pending), then stopping", signum)
         agent.stop.set()
+        interrupt = getattr(agent, "interrupt", None)  # a backfill has none: it stops between its statements
+        if interrupt is not None:
+            interrupt()
         if then is not None:
             then()
 
