@@ -275,6 +275,190 @@ def test_no_data_does_not_fire_without_notify_no_data() -> None:
     assert only(evaluate([m], recording, T0)).fires is False
 
 
+# --- change alerts -------------------------------------------------------------------------------
+
+HOUR = 3600.0
+#: the current 5-minute window (T0 - 300, T0] at 60 s steps, and the same times one hour earlier
+NOW_TIMES = [T0 - 240, T0 - 180, T0 - 120, T0 - 60, T0]
+PAST_TIMES = [t - HOUR for t in NOW_TIMES]
+
+
+def changing(metric: str, past: list[float], now: list[float], *tags: str) -> list[dict[str, Any]]:
+    """A group's points one hour ago and now, plus points just outside both windows' edges (at T0 - 300
+    and T0 + 60, and an hour before each) that change by 1000 and must not count."""
+    edges = [(T0 - 300 - HOUR, 0.0), (T0 - 300, 1000.0), (T0 + 60 - HOUR, 0.0), (T0 + 60, 1000.0)]
+    points = [*zip(PAST_TIMES, past, strict=True), *zip(NOW_TIMES, now, strict=True), *edges]
+    return one_point_per_line(metric, points, *tags)
+
+
+#: per model: (values an hour ago, values now) over the 5 windows' points
+CHANGING = {"a": ([2.0] * 5, [3.0] * 5), "b": ([4.0] * 5, [1.0] * 5), "c": ([5.0] * 5, [5.0] * 5)}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("change(avg(last_5m),last_1h):avg:x{*} by {model} > 0.5",
+         {"model:a": (1.0, Status.ALERT), "model:b": (-3.0, Status.OK), "model:c": (0.0, Status.OK)}),
+        ("pct_change(avg(last_5m),last_1h):avg:x{*} by {model} > 25",
+         {"model:a": (50.0, Status.ALERT), "model:b": (-75.0, Status.OK), "model:c": (0.0, Status.OK)}),
+        ("change(avg(last_5m),last_1h):avg:x{*} by {model} < -2",
+         {"model:a": (1.0, Status.OK), "model:b": (-3.0, Status.ALERT), "model:c": (0.0, Status.OK)}),
+        ("pct_change(avg(last_5m),last_1h):avg:x{*} by {model} <= -75",
+         {"model:a": (50.0, Status.OK), "model:b": (-75.0, Status.ALERT), "model:c": (0.0, Status.OK)}),
+    ],
+    ids=["change-rise", "pct_change-rise", "change-drop", "pct_change-drop-at-threshold"],
+)
+def test_change_and_pct_change_per_group(query, expected) -> None:
+    """change = now - an hour ago, pct_change = (now - then) / then * 100, signed, per group, over exactly
+    the window (T0 - 5m, T0] and the one an hour before; `>` catches rises, `<`/`<=` drops."""
+    lines = [line for model, (past, now) in CHANGING.items() for line in changing("x", past, now, f"model:{model}")]
+    results = evaluate([monitor(query)], Recording.from_lines(lines), T0)
+    assert {r.group_name: (r.value, r.status) for r in results} == expected
+    assert all(r.fires is (r.status is Status.ALERT) for r in results)
+
+
+def test_pct_change_is_per_point_then_aggregated() -> None:
+    """Datadog computes the change series point by point, then the time aggregation: past (1, 4), now
+    (2, 4) is avg(+100 %, 0 %) = 50 %, not the change of the averages (3 - 2.5) / 2.5 = 20 %; the
+    absolute change agrees either way (avg(1, 0) = 0.5)."""
+    points = [(T0 - 60 - HOUR, 1.0), (T0 - HOUR, 4.0), (T0 - 60, 2.0), (T0, 4.0)]
+    recording = Recording.from_lines(one_point_per_line("x", points, "model:a"))
+    pct = only(evaluate([monitor("pct_change(avg(last_5m),1h_ago):avg:x{*} by {model} > 1000")], recording, T0))
+    change = only(evaluate([monitor("change(avg(last_5m),1h_ago):avg:x{*} by {model} > 1000")], recording, T0))
+    assert (pct.value, change.value) == (50.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"), [("avg", 2.0), ("sum", 6.0), ("min", -1.0), ("max", 4.0)])
+def test_change_time_aggregations(aggregation, expected) -> None:
+    """avg, sum, min and max combine the per-point changes (+3, -1, +4) over the window."""
+    points = [(T0 - 120 - HOUR, 1.0), (T0 - 60 - HOUR, 5.0), (T0 - HOUR, 0.0),
+              (T0 - 120, 4.0), (T0 - 60, 4.0), (T0, 4.0)]
+    recording = Recording.from_lines(one_point_per_line("x", points, "model:a"))
+    m = monitor(f"change({aggregation}(last_5m),last_1h):avg:x{{*}} by {{model}} > 1000")
+    assert only(evaluate([m], recording, T0)).value == expected
+
+
+def test_change_of_a_group_without_past_data_is_no_data() -> None:
+    """A group with points now but none an hour earlier has no change: NO DATA (not firing: it reports);
+    one that stopped an hour ago is NO DATA too and, with notify_no_data, fires (silent >= 2 x 5m); one
+    whose first point is after `at` is not reported."""
+    lines = [*changing("x", *CHANGING["a"], "model:a"),
+             *one_point_per_line("x", list(zip(NOW_TIMES, [3.0] * 5, strict=True)), "model:new"),
+             *one_point_per_line("x", list(zip(PAST_TIMES, [3.0] * 5, strict=True)), "model:gone"),
+             series("x", [(T0 + 600, 1.0)], "model:later")]
+    m = monitor("change(avg(last_5m),last_1h):avg:x{*} by {model} > 0.5", notify_no_data=True)
+    results = evaluate([m], Recording.from_lines(lines), T0)
+    assert [(r.group_name, r.status, r.value, r.fires) for r in results] == [
+        ("model:a", Status.ALERT, 1.0, True), ("model:gone", Status.NO_DATA, None, True),
+        ("model:new", Status.NO_DATA, None, False)]
+
+
+@pytest.mark.parametrize(
+    ("past", "expected"), [([0.0, 0.0, 2.0, 2.0, 2.0], 50.0), ([0.0] * 5, None)],
+    ids=["some-zero", "all-zero"])
+def test_pct_change_from_zero_has_no_value(past, expected) -> None:
+    """A past value of 0 leaves that point without a percentage (as a division by zero); if every past
+    value is 0 the group is NO DATA. The absolute change is unaffected."""
+    now = [5.0, 5.0, 3.0, 3.0, 3.0]
+    recording = Recording.from_lines(changing("x", past, now, "model:a"))
+    pct = only(evaluate([monitor("pct_change(avg(last_5m),last_1h):avg:x{*} by {model} > 10")], recording, T0))
+    assert (pct.value, pct.status) == (expected, Status.ALERT if expected else Status.NO_DATA)
+    change = only(evaluate([monitor("change(avg(last_5m),last_1h):avg:x{*} by {model} > 10")], recording, T0))
+    assert change.value == pytest.approx(np.mean(np.subtract(now, past)))
+
+
+@pytest.mark.parametrize("delay", [0, 300, 900, 3600])
+def test_evaluation_delay_shifts_both_change_windows(delay) -> None:
+    """With evaluation_delay D the change compares (T0 - D - 5m, T0 - D] with the same window an hour
+    earlier. x(t) = k^2 at minute k, so each minute's change, and thus the average, depends on D."""
+    value = {T0 - 60 * k: float((300 - k) ** 2) for k in range(300)}
+    recording = Recording.from_lines(one_point_per_line("x", sorted(value.items()), "model:a"))
+    end = T0 - delay
+    expected = np.mean([value[t] - value[t - HOUR] for t in value if end - 300 < t <= end])
+    m = monitor("change(avg(last_5m),last_1h):avg:x{*} by {model} > 1e9", evaluation_delay=delay)
+    assert only(evaluate([m], recording, T0)).value == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [("last_1h", 60.0), ("1h_ago", 60.0), ("60m_ago", 60.0), ("last_60m", 60.0), ("30m_ago", 30.0),
+     ("last_1d", 1440.0), ("1d_ago", 1440.0)],
+)
+def test_both_shift_spellings_look_back_the_same(shift, expected) -> None:
+    """`1h_ago` and `last_1h` both mean one hour back (the shift, not a window); x counts minutes, so the
+    change is the shift in minutes."""
+    points = [(T0 - 60 * k, float(-k)) for k in range(1500)]
+    recording = Recording.from_lines([series("x", points, "model:a")])
+    m = monitor(f"change(avg(last_5m),{shift}):avg:x{{*}} by {{model}} > 1e9")
+    assert only(evaluate([m], recording, T0)).value == expected
+
+
+@pytest.mark.parametrize(
+    ("now", "pct", "status"),
+    [(32.0, -50.0, Status.ALERT), (48.0, -25.0, Status.WARN), (52.0, -18.75, Status.WARN),
+     (56.0, -12.5, Status.OK), (60.0, -6.25, Status.OK), (80.0, 25.0, Status.OK)],
+    ids=["below-critical", "at-critical", "between", "at-warning", "small-drop", "rise"],
+)
+def test_pct_change_drop_with_negative_critical_and_warning(now, pct, status) -> None:
+    """training-rows-style `pct_change(...,1d_ago) < -25` with warning -12.5 over a day-long window (a past
+    value of 64 makes the percentages exact): strictly below each threshold; a rise is OK."""
+    points = [(T0 - 86400 - 3600, 64.0), (T0 - 3600, now)]
+    recording = Recording.from_lines([series("rows", points, "model:a")])
+    m = monitor("pct_change(avg(last_1d),1d_ago):avg:rows{*} by {model} < -25",
+                thresholds={"critical": -25, "warning": -12.5})
+    result = only(evaluate([m], recording, T0))
+    assert (result.status, result.value, result.fires) == (status, pct, status is Status.ALERT)
+    assert (result.comparator, result.threshold) == ("<", -12.5 if status is Status.WARN else -25.0)
+
+
+@pytest.mark.parametrize(
+    ("now", "status"), [(3.5, Status.ALERT), (2.5, Status.WARN), (1.5, Status.OK), (-5.0, Status.OK)])
+def test_change_rise_with_warning(now, status) -> None:
+    """`change(...) > 2` with warning 1: ALERT fires, WARN is reported but does not fire, a drop is OK."""
+    recording = Recording.from_lines([series("x", [(T0 - HOUR, 0.5), (T0, now)], "model:a")])
+    m = monitor("change(max(last_5m),1h_ago):avg:x{*} by {model} > 2", thresholds={"critical": 2, "warning": 1})
+    result = only(evaluate([m], recording, T0))
+    assert (result.status, result.value, result.fires) == (status, now - 0.5, status is Status.ALERT)
+
+
+def test_change_of_an_expression_shifts_the_whole_expression() -> None:
+    """`change(...): a / b` compares the ratio now with the ratio an hour ago (timeshift of the formula)."""
+    lines = [series("a", [(T0 - HOUR, 1.0), (T0, 3.0)], "model:m"), series("b", [(T0 - HOUR, 4.0), (T0, 4.0)],
+                                                                         "model:m")]
+    m = monitor("change(avg(last_5m),1h_ago):avg:a{*} by {model} / avg:b{*} by {model} > 0.25")
+    result = only(evaluate([m], Recording.from_lines(lines), T0))
+    assert (result.value, result.status) == (0.5, Status.ALERT)
+
+
+def test_replay_of_a_change_monitor() -> None:
+    """A drop becomes an ALERT episode whose worst value is the lowest change (`<`)."""
+    values = [10.0] * 7 + [10.0, 4.0, 2.0, 6.0, 10.0, 10.0]
+    points = [(T0 + 600 * k, v) for k, v in enumerate(values)]
+    recording = Recording.from_lines([series("x", points, "model:a")])
+    m = monitor("change(avg(last_10m),1h_ago):avg:x{*} by {model} < -3", name="drop")
+    assert replay([m], recording, T0 + 3600, T0 + 600 * (len(values) - 1), 600) == [
+        Episode("drop", (("model", "a"),), Status.ALERT, T0 + 600 * 8, T0 + 600 * 10, -8.0)]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("change(last(last_5m),1h_ago):avg:x{*} > 1", r"change\(\) takes avg, sum, min, max of the window, not last"),
+        ("pct_change(avg(last_5m),1h_ago):sum:x{*}.as_count() > 1", r"pct_change\(\) of \.as_count\(\)"),
+        ("change(avg(last_5m),0h_ago):avg:x{*} > 1", r"change\(\) shift '0h_ago' must be positive"),
+    ],
+    ids=["last", "as_count", "zero-shift"],
+)
+def test_unsupported_change_monitors_are_named(query, message) -> None:
+    """What change alerts do not take (last) or evaluate does not model (the as_count path) is refused."""
+    m = monitor(query, name="odd")
+    assert list(unsupported([m])) == ["odd"]
+    with pytest.raises(EvaluateError, match=f"monitor odd: {message}"):
+        evaluate([m], Recording.from_lines([]), T0)
+
+
 # --- service checks -------------------------------------------------------------------------------
 
 CHECK_QUERY = '"mlmon.predictions.available".over("*").by("model").last(2).count_by_status()'
@@ -397,14 +581,13 @@ def test_every_shipped_monitor_can_be_evaluated() -> None:
         ("avg(last_1h):abs(x=avg:x{*}) > 1", r"abs\(\) takes one series or number"),
         ("avg(last_1h):abs('x') > 1", r"abs\(\) takes one series or number"),
         ("avg(last_1h):abs(cumsum(avg:x{*})) > 1", "function cumsum is not supported"),
-        ("change(avg(last_5m),1h_ago):avg:x{*} > 1", r"change\(\) is not supported"),
         ("avg(last_1h):p95:x{*} > 1", "space aggregation p95 is not supported"),
         ("avg(last_1h):avg:x{*}.rollup(max, 60) > 1", r"\.rollup\(\) is not supported"),
         ("avg(last_1h):avg:x{env:a AND model:b} > 1", "scope term 'env:a AND model:b' is not supported"),
         ("avg(last_1h):avg:x{*} by {model} / avg:y{*} by {host} > 1", "grouped by the same tags"),
     ],
     ids=["function", "unknown-log", "two-arguments", "no-argument", "keyword", "string", "nested-function",
-         "change", "percentile", "rollup", "boolean-scope", "group-mismatch"],
+         "percentile", "rollup", "boolean-scope", "group-mismatch"],
 )
 def test_unsupported_queries_are_named(query, message) -> None:
     """What evaluate cannot compute raises EvaluateError naming the monitor, and unsupported() lists it."""
@@ -535,6 +718,36 @@ def test_cli_every_lists_episodes(tmp_path, capsys) -> None:
     assert lines[3][:3] == ["odd", "-", "UNSUPPORTED"]
     assert lines[4] == ["3", "episode(s)", "from", "2027-01-15T07:30:00Z", "to", "2027-01-15T08:00:00Z,",
                         "evaluated", "every", "600s"]
+
+
+def test_cli_evaluates_change_monitors(tmp_path, capsys) -> None:
+    """change()/pct_change() monitors are evaluated, not reported UNSUPPORTED: rows a day ago 64, an hour
+    ago 40 (b: 62), now 32 (b: 60)."""
+    monitors = tmp_path / "monitors"
+    monitors.mkdir()
+    definitions = {
+        "rows_drop": {"type": "query alert", "query": "pct_change(avg(last_1h),1d_ago):avg:rows{*} by {model} < -25",
+                      "options": {"thresholds": {"critical": -25, "warning": -12.5}}},
+        "rising": {"type": "query alert", "query": "change(max(last_5m),last_1h):avg:rows{*} by {model} > 1",
+                   "options": {}},
+    }
+    for name, definition in definitions.items():
+        (monitors / f"{name}.json").write_text(json.dumps({"definition": definition}))
+    values = {"a": [64.0, 40.0, 32.0], "b": [64.0, 62.0, 60.0]}
+    lines = [series("rows", list(zip([T0 - 86400, T0 - 3600, T0], vs, strict=True)), f"model:{model}")
+             for model, vs in values.items()]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["assets", "evaluate", "--metrics", str(metrics), "--root", str(tmp_path)]) == 0
+    assert [line.split() for line in capsys.readouterr().out.splitlines()] == [
+        ["rows_drop", "model:a", "ALERT", "-50", "<", "-25"],
+        ["rising", "model:a", "OK", "-8", ">", "1"],
+        ["rising", "model:b", "OK", "-2", ">", "1"],
+        ["rows_drop", "model:b", "OK", "-6.25", "<", "-25"],
+        ["1", "of", "4", "group(s)", "firing", "at", "2027-01-15T08:00:00Z"],
+    ]
+    assert main(["assets", "evaluate", "--metrics", str(metrics), "--root", str(tmp_path), "--format", "json"]) == 0
+    assert "UNSUPPORTED" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

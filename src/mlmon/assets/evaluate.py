@@ -19,8 +19,26 @@ Metric monitors (``query alert``, ``metric alert``), ``time_aggr(last_X): expr <
   Datadog's arithmetic functions ``abs()``, ``log2()`` and ``log10()`` of one argument apply to each
   point on its own, before the time aggregation (``avg(last_6h):abs(log2(...))`` averages the points'
   ``|log2|``). Non-finite results (division by zero, the log of 0 or of a negative value) are
-  dropped. Other functions, ``change``/``pct_change``, percentile aggregations and other methods
-  raise :class:`EvaluateError` (per monitor).
+  dropped. Other functions, percentile aggregations and other methods raise :class:`EvaluateError`
+  (per monitor).
+* Change alerts, ``change(time_aggr(last_X),shift): expr <comparator> threshold`` and ``pct_change``,
+  follow Datadog's documented evaluation (docs.datadoghq.com/monitors/types/change-alert and
+  /monitors/types/metric, "Change" tab): the expression's series now, minus the same series ``shift``
+  earlier (``timeshift(a, -shift)``), point by point, then the time aggregation over the window. So
+  ``change(avg(last_5m),last_1h)`` averages, over the last 5 minutes, each point's difference with the
+  point one hour before it. The shift is written ``1h_ago`` or ``last_1h`` (both: one hour back;
+  ``last_`` here names no window). ``change`` is ``now - past``; ``pct_change`` is
+  ``(now - past) / past * 100``; both keep their sign, so ``> 10`` catches a rise and ``< -30`` a drop,
+  and a negative past value gives the formula's literal result. A point pairs only with a point of the
+  same group exactly ``shift`` seconds earlier (points on a regular grid pair when the shift is a
+  multiple of the step; jittered timestamps do not pair); an unpaired point, or a ``pct_change`` point whose past
+  value is 0 (not finite), has no value. A group with no value in the window (no past data at all, or
+  only zero past values) is NO DATA as above, its silence measured from its own last point;
+  ``evaluation_delay`` moves both windows. Thresholds, warning and comparators apply to the change as
+  to any value. Not modelled: Datadog's rollup buckets (its change series is per bucket, so unaligned
+  points would still pair there), the ``.as_count()`` evaluation path (Datadog then aggregates before
+  comparing; such monitors raise :class:`EvaluateError`), and a ``last`` time aggregation (Datadog's
+  change alerts take avg, sum, min and max only: refused).
 * Status: ALERT when the value crosses the query's threshold (``options.thresholds.critical``, which
   must equal it) with the query's comparator; else WARN when it crosses ``thresholds.warning``; else
   OK. Recovery thresholds are not modelled (evaluation is stateless).
@@ -53,6 +71,7 @@ import enum
 import json
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +81,26 @@ import numpy as np
 
 from mlmon.assets.queries import METRIC_MONITOR_TYPES, SERVICE_CHECK_MONITOR_TYPES, parse_monitor_query
 from mlmon.assets.recording import FloatArray, Recording
-from mlmon.assets.syntax import BinaryOp, Call, Expr, Metric, Negate, Number, ParsedQuery, QueryError, String, Word
+from mlmon.assets.syntax import (
+    BinaryOp,
+    Call,
+    Expr,
+    Metric,
+    Negate,
+    Number,
+    ParsedQuery,
+    QueryError,
+    String,
+    Word,
+    metrics_in,
+    timeframe_seconds,
+)
 from mlmon.assets.timeseries import (
     POINTWISE_FUNCTIONS,
     SPACE_AGGREGATIONS,
     Group,
     Grouped,
+    change_points,
     check_groups,
     expression_points,
     group_name,
@@ -77,6 +110,8 @@ from mlmon.samples import CheckStatus
 
 #: Datadog's default ``no_data_timeframe`` for service-check monitors
 SERVICE_CHECK_NO_DATA_MINUTES = 24 * 60
+#: the time aggregations Datadog's change alerts take (``change(<aggr>(last_5m),...)``; no ``last``)
+CHANGE_TIME_AGGREGATIONS = ("avg", "sum", "min", "max")
 _COMPARATORS: Mapping[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _TIME_AGGREGATIONS: Mapping[str, Callable[[FloatArray], float]] = {
@@ -235,6 +270,7 @@ class _Plan:
     notify_no_data: bool
     no_data_after: float  # seconds of silence before NO DATA fires
     delay: float = 0.0
+    shift: float | None = None  # change/pct_change: seconds back to the past value
 
 
 def _plan(monitor: ShippedMonitor) -> _Plan:
@@ -257,18 +293,36 @@ def _plan(monitor: ShippedMonitor) -> _Plan:
         critical = _number(thresholds, "critical", name, "options.thresholds.")
         minutes = SERVICE_CHECK_NO_DATA_MINUTES if no_data_minutes is None else no_data_minutes
         return _Plan(name, parsed, 1.0 if critical is None else critical, warning, ">=", notify, 60.0 * minutes)
-    if parsed.change is not None:
-        raise EvaluateError(f"monitor {name}: {parsed.change}() is not supported by evaluate")
     assert parsed.expression is not None and parsed.threshold is not None and parsed.comparator is not None
     critical = _number(thresholds, "critical", name, "options.thresholds.")
     if critical is not None and critical != parsed.threshold:
         raise EvaluateError(f"monitor {name}: options.thresholds.critical {critical:g} differs from the query's "
                             f"threshold {parsed.threshold:g} (Datadog refuses this)")
     _check_expression(parsed.expression, name)
+    shift = None if parsed.change is None else _change_shift(parsed, name)
     window = float(parsed.window_seconds or 0)
     no_data_after = 2 * window if no_data_minutes is None else 60.0 * no_data_minutes
     return _Plan(name, parsed, parsed.threshold, warning, parsed.comparator, notify, no_data_after,
-                 _number(options, "evaluation_delay", name) or 0.0)
+                 _number(options, "evaluation_delay", name) or 0.0, shift)
+
+
+def _change_shift(parsed: ParsedQuery, name: str) -> float:
+    """The seconds a ``change``/``pct_change`` monitor looks back (``1h_ago`` and ``last_1h`` alike: 3600);
+    raises for what Datadog's change alerts do not take or evaluate does not model."""
+    assert parsed.expression is not None and parsed.timeshift is not None
+    change = parsed.change
+    if parsed.time_aggregation not in CHANGE_TIME_AGGREGATIONS:
+        raise EvaluateError(f"monitor {name}: {change}() takes " + ", ".join(CHANGE_TIME_AGGREGATIONS)
+                            + f" of the window, not {parsed.time_aggregation}")
+    if any(method.name == "as_count" for metric in metrics_in(parsed.expression) for method in metric.methods):
+        raise EvaluateError(f"monitor {name}: {change}() of .as_count() (Datadog's as_count evaluation path, "
+                            "which aggregates before comparing) is not supported by evaluate")
+    text = parsed.timeshift
+    ago = re.fullmatch(r"(\d+)([mhdw])_ago", text)
+    try:
+        return float(timeframe_seconds(f"last_{ago.group(1)}{ago.group(2)}" if ago else text))
+    except QueryError:
+        raise EvaluateError(f"monitor {name}: {change}() shift {text!r} must be positive") from None
 
 
 def _mapping(value: object, path: str, name: str) -> Mapping[str, Any]:
@@ -332,6 +386,8 @@ class _MetricMonitor:
         self.window = float(plan.parsed.window_seconds)
         self.aggregate = _TIME_AGGREGATIONS[plan.parsed.time_aggregation or "avg"]
         value = expression_points(plan.parsed.expression, recording, plan.parsed.group_by)
+        if plan.shift is not None and isinstance(value, Grouped):
+            value = change_points(value, plan.shift, relative=plan.parsed.change == "pct_change")
         self.groups = sorted(value.groups.items()) if isinstance(value, Grouped) else []
 
     def results_at(self, at: float) -> list[GroupResult]:

@@ -1,4 +1,4 @@
-"""Recorded series as a monitor query sees them: scope filters, groups, space aggregation, arithmetic.
+"""Recorded series as a monitor query sees them: scope filters, groups, space aggregation, arithmetic, change.
 
 The pieces of :mod:`mlmon.assets.evaluate` that turn a :class:`~mlmon.assets.recording.Recording`
 into per-group points, computed once per monitor (evaluation times then only slice them).
@@ -125,6 +125,22 @@ def pointwise(name: str, value: float | Grouped) -> float | Grouped:
             values = apply(p.values)
             keep = np.isfinite(values)
             out[group] = GroupPoints(p.times[keep], values[keep], p.seen)
+    return Grouped(value.tags, out)
+
+
+def change_points(value: Grouped, shift: float, *, relative: bool) -> Grouped:
+    """Datadog's change series of each group: at each time ``t`` the group has a value at and also at
+    ``t - shift``, ``now - past`` (``relative``: ``(now - past) / past * 100``); a time without a value
+    exactly ``shift`` earlier has none (no interpolation), nor one whose result is not finite (a past
+    value of 0 for ``relative``). ``seen`` stays the group's own (unshifted) timestamps."""
+    out = {}
+    for group, p in value.groups.items():
+        times, i, j = np.intersect1d(p.times, p.times + shift, assume_unique=True, return_indices=True)
+        now, past = p.values[i], p.values[j]
+        with np.errstate(all="ignore"):
+            values = (now - past) / past * 100.0 if relative else now - past
+        keep = np.isfinite(values)
+        out[group] = GroupPoints(times[keep], values[keep], p.seen)
     return Grouped(value.tags, out)
 
 
