@@ -372,3 +372,18 @@ def test_table_names_need_a_name_between_dots(name) -> None:
     assert parse_config({"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w"},
                                         "tables": {"labels": "ads.raw.labels"}}]}).instances[0].tables.labels \
         == "ads.raw.labels"
+
+
+@pytest.mark.parametrize("job", ["predictions", "quality", "reproducibility", "training", "serving_features"])
+@pytest.mark.parametrize("value", ["500ms", 0.2, "0s"])
+def test_sub_second_intervals_are_refused(job, value) -> None:
+    """`interval: 500ms` had the scheduler run a job back to back: an interval under a second is refused, naming
+    the key; one second is accepted."""
+    def data(interval: object) -> dict:
+        return {"instances": [{"name": "a", "warehouse": {"engine": "duckdb", "path": "w.duckdb"},
+                               "jobs": {job: {"interval": interval}}}]}
+
+    with pytest.raises(ConfigError) as err:
+        parse_config(data(value), "conf.yaml")
+    assert f"instances -> 0 -> jobs -> {job} -> interval: " in str(err.value)
+    assert getattr(parse_config(data("1s")).instances[0].jobs, job).interval == 1.0

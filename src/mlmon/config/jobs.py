@@ -15,7 +15,8 @@ class _WindowJob(_Frozen):
     """Settings every windowed job shares."""
 
     enabled: bool = True
-    interval: Duration = Field(default=3600, gt=0)
+    #: at least a second: a sub-second interval (``500ms``) had the scheduler run the job back to back
+    interval: Duration = Field(default=3600, ge=1)
     window: Duration = Field(default=3600, ge=60)
     initial_lookback: Duration = Field(default=3600, ge=0)
     timestamp_policy: TimestampPolicy = "send_time"
@@ -52,7 +53,7 @@ class _Segmented(_Frozen):
 class PredictionsJob(_WindowJob, _Segmented):
     """Descriptive statistics, same-value ratio, invalid counts and drift of served predictions."""
 
-    interval: Duration = Field(default=600, gt=0)
+    interval: Duration = Field(default=600, ge=1)
     window: Duration = Field(default=600, ge=60)
     lateness: Duration = Field(default=300, ge=0)
     drift_reference: Duration = Field(default=86400, gt=0)
@@ -109,7 +110,7 @@ class TrainingJob(_Frozen):
     """Offline metrics, training-row trends and feature breakdowns of each model's latest version."""
 
     enabled: bool = True
-    interval: Duration = Field(default=3600, gt=0)
+    interval: Duration = Field(default=3600, ge=1)
     #: columns of ``training_features`` to break down; numeric columns get mean/stddev, others top-K shares
     features: tuple[Identifier, ...] = ()
     #: features to treat as categorical even when their column is numeric (e.g. integer-coded ids)
