@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from mlmon.config import TABLE_COLUMNS, Config, Instance
 from mlmon.jobs import JOBS, JobSpec
+from mlmon.state import check_writable
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine, type_kind
 from mlmon.warehouse.sql import bind_source, exists_query, parse_template
 
@@ -188,6 +189,15 @@ def check_datadog(config: Config, say: Callable[[str], object]) -> list[str]:
     return []
 
 
+def check_state_dir(config: Config, say: Callable[[str], object]) -> list[str]:
+    """Whether ``init_config.state_dir`` takes a file (made if missing): where watermarks and the lock live."""
+    problem = check_writable(config.init_config.state_dir)
+    if problem:
+        return [problem]
+    say(f"state_dir {config.init_config.state_dir}: writable")
+    return []
+
+
 def preflight(config: Config, say: Callable[[str], object], now: float | None = None) -> list[str]:
     """Run every check, print progress and warnings with ``say`` and each problem as found; return the
     problems (warnings are not problems)."""
@@ -195,6 +205,7 @@ def preflight(config: Config, say: Callable[[str], object], now: float | None = 
     for instance in config.instances:
         problems += check_instance(instance, say, now=now)
     problems += check_datadog(config, say)
+    problems += check_state_dir(config, say)
     for p in problems:
         say(f"PROBLEM {p}")
     return problems

@@ -28,7 +28,7 @@ from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_ru
 from mlmon.reports import CAN_CONNECT_CHECK, JOB_CHECK, JobReport, JobStatus
 from mlmon.samples import MetricType, Point, Sample, make_tags
 from mlmon.sinks.base import Sink, SinkError
-from mlmon.state import JobState, StateStore
+from mlmon.state import JobState, StateError, StateStore
 from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, WarehouseError, open_engine
 
@@ -173,6 +173,13 @@ class Agent:
                 engine = self._open(run)
                 if engine is not None and self._tables_exist(engine, run):
                     run_snapshot(run, engine, self.sink)
+        except StateError as exc:  # the state directory is not writable: a clean error, can_run CRITICAL
+            run.report.errors += 1
+            message = f"instance {instance.name}, job {job}: {exc}"
+            run.report.messages.append(message)
+            run.status.checks[:] = [c for c in run.status.checks if c.name != JOB_CHECK]  # not OK, then CRITICAL
+            run.status.ran(message)
+            log.error("%s", message)
         except Exception as exc:  # a bug or a bad state file must not stop the other jobs or the scheduler
             run.report.errors += 1
             message = f"instance {instance.name}, job {job}: {type(exc).__name__}: {exc}"

@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import IO, Any
 
 
-class LockError(Exception):
-    """Another agent holds the state directory."""
+class StateError(Exception):
+    """The state directory cannot be used: not writable, not a directory, the disk full."""
+
+
+class LockError(StateError):
+    """Another agent holds the state directory (or its lock file cannot be created)."""
+
+
+def _unusable(root: Path, exc: OSError, what: str) -> str:
+    return (f"state_dir {root}: cannot {what} ({exc.strerror or exc}); make it a writable directory "
+            "(init_config.state_dir)")
 
 
 @dataclass
@@ -103,7 +112,9 @@ class StateStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return JobState()
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # the directory, not the file: not a directory, no permission
+            raise StateError(_unusable(self.root, exc, f"read {path.name} of instance {instance}")) from None
+        except ValueError as exc:
             raise ValueError(f"{path}: unreadable state file ({exc}); move it away to start over") from None
         problem = _state_problem(data)
         if problem:
@@ -118,6 +129,12 @@ class StateStore:
     def save(self, instance: str, job: str, state: JobState) -> None:
         """Write atomically: a crash leaves either the old or the new file, never half of one."""
         path = self._path(instance, job)
+        try:
+            self._write(path, job, state)
+        except OSError as exc:
+            raise StateError(_unusable(self.root, exc, f"write {path.name} of instance {instance}")) from None
+
+    def _write(self, path: Path, job: str, state: JobState) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(
             {"watermark": state.watermark, "models": state.models, "lanes": state.lanes,
@@ -149,8 +166,11 @@ class AgentLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`LockError` naming the holder's pid."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        except OSError as exc:
+            raise LockError(_unusable(self.path.parent, exc, f"create its lock file {self.file_name}")) from None
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -192,3 +212,20 @@ class BackfillLock(AgentLock):
 
     file_name = "backfill.lock"
     holder = "mlmon backfill"
+
+
+def check_writable(root: str | os.PathLike[str]) -> str:
+    """"" when ``root`` is (or can be made) a directory a file can be written to and removed from; else why not."""
+    path = Path(root)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=".mlmon-check.", suffix=".tmp")
+        try:
+            os.write(fd, b"{}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as exc:
+        return _unusable(path, exc, "write a file there")
+    return ""
