@@ -15,7 +15,7 @@ from mlmon.jobs.windows import Lane, WindowOutput
 from mlmon.reports import JobReport, record_error
 from mlmon.samples import Point, Sample, ServiceCheck
 from mlmon.sinks.base import Sink, SinkError
-from mlmon.state import JobState, StateStore
+from mlmon.state import MODEL_MEMORY, JobState, StateStore
 
 log = logging.getLogger("mlmon.runner")
 
@@ -111,6 +111,10 @@ class Delivery:
             for out in group:
                 for model, version in out.models.items():
                     state.models[model] = {"last_seen": out.window.end, "version": version}
+            # a model silent for longer than it is expected (a day) is forgotten: no availability check, no
+            # count 0, no failure check for it any more (the known models once only grew)
+            for model in state.forget_models(group[-1].window.end - MODEL_MEMORY):
+                log.info("instance %s: model %s not seen for a day; no longer expected", instance.name, model)
             state.advance(lane.key, group[-1].window.end)
             self.store.save(instance.name, state_key, state)
             report.windows_processed += len(group)

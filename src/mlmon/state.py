@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+#: how long a model that stopped serving is remembered, and so expected (``mlmon.prediction.count`` 0 and
+#: ``mlmon.predictions.available`` CRITICAL for it): a day
+MODEL_MEMORY = 86400.0
+
 
 class StateError(Exception):
     """The state directory cannot be used: not writable, not a directory, the disk full."""
@@ -44,6 +48,14 @@ class JobState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     lanes: dict[str, float] = field(default_factory=dict)
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def forget_models(self, before: float) -> list[str]:
+        """Drop the models last seen before ``before`` (Unix seconds; never seen: kept); return their names."""
+        gone = sorted(m for m, info in self.models.items()
+                      if info.get("last_seen") is not None and info["last_seen"] < before)
+        for model in gone:
+            del self.models[model]
+        return gone
 
     def lane_watermark(self, key: str) -> float | None:
         """The watermark of lane ``key`` (``""``: the job's own)."""
