@@ -11,10 +11,12 @@ errors are retried with exponential backoff and jitter (429 honours ``Retry-Afte
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +43,19 @@ def retry_after_seconds(value: object) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return min(seconds, _MAX_RETRY_AFTER)
+
+
+_HTTP_STATUS_RE = re.compile(r"bad HTTP response code: (\d{3})")
+
+
+def _http_status(exc: Exception) -> int | None:
+    """The status of the datadog client's ``HTTPError`` (only in its message), None if it names none."""
+    found = _HTTP_STATUS_RE.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+class _TooLarge(Exception):
+    """HTTP 413: the body is over Datadog's payload limit; sending it again would be refused again."""
 
 
 class _Retryable(Exception):
@@ -117,7 +132,7 @@ class DatadogApiSink:
 
     def _post_once(self, path: str, body: dict[str, Any]) -> None:
         from datadog.api.api_client import APIClient
-        from datadog.api.exceptions import DatadogException, HttpBackoff
+        from datadog.api.exceptions import DatadogException, HttpBackoff, HTTPError
 
         self._configure()
         # the client's own circuit breaker would refuse calls for minutes after 3 timeouts
@@ -130,7 +145,14 @@ class DatadogApiSink:
             )
         except HttpBackoff as exc:
             raise _Retryable(f"client backing off: {exc}") from None
-        except DatadogException as exc:  # connection refused, timeout, 5xx, ...
+        except HTTPError as exc:  # the client raises these for statuses it does not hand back (413, 422, 5xx)
+            code = _http_status(exc)
+            if code == 413:
+                raise _TooLarge(f"HTTP 413 from {path}: payload too large") from None
+            if code is not None and 400 <= code < 500 and code not in _RETRYABLE_CODES:
+                raise SinkError(f"Datadog rejected {path} (HTTP {code}): {exc}") from None
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        except DatadogException as exc:  # connection refused, timeout, ...
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
         except ValueError as exc:  # a non-JSON body
             raise _Retryable(f"unreadable answer: {exc}") from None
@@ -140,6 +162,8 @@ class DatadogApiSink:
         if status in _RETRYABLE_CODES:
             delay = retry_after_seconds(getattr(response, "headers", {}).get("Retry-After"))
             raise _Retryable(f"HTTP {status} from {path}: {errors or 'rate limited'}", delay)
+        if status == 413:
+            raise _TooLarge(f"HTTP 413 from {path}: {errors or 'payload too large'}")
         if not 200 <= status < 300 or errors:
             raise SinkError(f"Datadog rejected {path} (HTTP {status}): {errors or obj}")
 
@@ -158,10 +182,33 @@ class DatadogApiSink:
                 self._sleep(delay)
                 attempt += 1
 
+    def _post_series(self, chunk: list[dict[str, Any]]) -> None:
+        """Post ``chunk``; refused as too large (413), post each half instead (never the same body again), down to
+        one series, which is then an error naming it. Later chunks are cut to the size that went through."""
+        try:
+            self._post("series", {"series": chunk})
+        except _TooLarge as exc:
+            if len(chunk) == 1:
+                raise SinkError(f"Datadog refused one series of {len(json.dumps(chunk[0]))} bytes as too large "
+                                f"({exc}): {chunk[0].get('metric')}") from None
+            half = len(chunk) // 2
+            size = len(json.dumps({"series": chunk[:half]}))
+            if size < self._max_bytes:
+                log.warning("Datadog answered 413 to %d bytes of series: sending at most %d bytes a request from "
+                            "now on", len(json.dumps({"series": chunk})), size)
+                self._max_bytes = size
+            self._post_series(chunk[:half])
+            self._post_series(chunk[half:])
+
     def submit(self, points: Sequence[Point]) -> None:
         series = [to_series(p) for p in points if isinstance(p, Sample)]
-        for chunk in chunk_series(series, self._max_bytes):
-            self._post("series", {"series": chunk})
+        limit = self._max_bytes
+        pending = collections.deque(chunk_series(series, limit))
+        while pending:
+            self._post_series(pending.popleft())
+            if self._max_bytes < limit:  # a 413 taught a smaller limit: cut the rest again
+                limit = self._max_bytes
+                pending = collections.deque(chunk_series([s for chunk in pending for s in chunk], limit))
         # one request per check: send each series' current status only (a catch-up holds one per window)
         for check in latest_checks(p for p in points if isinstance(p, ServiceCheck)):
             body: dict[str, Any] = {

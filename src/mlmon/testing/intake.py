@@ -60,9 +60,12 @@ class IntakeServer:
 
     def __init__(
         self, valid_keys: tuple[str, ...] | None = None, valid_app_keys: tuple[str, ...] | None = None,
-        port: int = 0,
+        port: int = 0, max_series_bytes: int | None = None,
     ) -> None:
         self.requests: list[Request] = []
+        #: like Datadog's payload limit: a ``/api/v1/series`` body (decompressed) longer than this is answered
+        #: 413 Payload Too Large, and nothing of it is kept
+        self.max_series_bytes = max_series_bytes
         self.replies: deque[tuple[Reply, str | None, str | None]] = deque()
         #: while set, every request gets this answer (an outage); see :meth:`go_down`
         self.outage: Reply | None = None
@@ -103,6 +106,9 @@ class IntakeServer:
                         reply = intake._account(self.command, resource.group(1), resource.group(2), query, body)
                     elif path.endswith("/validate"):
                         reply = Reply(200, {"valid": True})
+                    elif (path.endswith("/series") and intake.max_series_bytes is not None
+                          and len(raw) > intake.max_series_bytes):
+                        reply = Reply(413, {"errors": ["Payload too large"]})
                     else:
                         reply = Reply()
                 if reply.delay:
