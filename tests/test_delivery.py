@@ -145,8 +145,42 @@ def test_api_sink_sends_the_latest_check_of_each_series(intake) -> None:
         ServiceCheck("mlmon.predictions.available", CheckStatus.CRITICAL, tags_a, NOW - 600, "silent"),
         ServiceCheck("mlmon.predictions.available", CheckStatus.OK, tags_b, NOW - 600),
     ])
+    assert intake.service_checks() == []  # held until the job's run ends
+    sink.flush()
     sent = sorted((c["tags"][0], c["status"], c["timestamp"]) for c in intake.service_checks())
     assert sent == [("model:a", 2, int(NOW - 600)), ("model:b", 0, int(NOW - 600))]
+    sink.flush()  # sent once
+    assert len(intake.service_checks()) == 2
+
+
+def test_a_catch_up_sends_each_check_series_once(tmp_path) -> None:
+    """A catch-up of many windows delivered in many submissions (200 models: one window a submission) sends one
+    check_run request per check series and run, its latest status, not one per window (28 600 requests once)."""
+    from mlmon.config import parse_config
+    from mlmon.runner import Agent
+    from mlmon.scenarios import build_frames, write_duckdb
+    from mlmon.testing import IntakeServer
+
+    warehouse = tmp_path / "w.duckdb"
+    write_duckdb(warehouse, build_frames(NOW, hours=8))
+    config = parse_config({
+        "init_config": {"env": "test", "state_dir": str(tmp_path / "state"),
+                        "datadog": {"api_key": API_KEY, "historical_ingestion": True}},
+        "instances": [{"name": "ads", "warehouse": {"engine": "duckdb", "path": str(warehouse)},
+                       "jobs": {"predictions": {"initial_lookback": "6h", "max_windows_per_query": 6},
+                                "quality": {"enabled": False}, "reproducibility": {"enabled": False},
+                                "training": {"enabled": False}}}],
+    })
+    with IntakeServer() as intake:
+        sink = DatadogApiSink(api_key=API_KEY, api_host=intake.url, horizon=None)
+        (report,) = [r for r in Agent(config, sink, clock=lambda: NOW).run_once() if r.job == "predictions"]
+        assert report.errors == 0 and report.windows_processed == 36
+        checks = intake.service_checks()
+        series = [(c["check"], tuple(sorted(c["tags"]))) for c in checks]
+        assert len(series) == len(set(series))  # each series once
+        available = [c for c in checks if c["check"] == "mlmon.predictions.available"]
+        assert len(available) == 3  # the scenario's three models, not 36 windows x 3
+        assert all(c["timestamp"] == max(a["timestamp"] for a in available) for c in available)
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "-inf", "Wed, 21 Oct 2026 07:28:00 GMT", "soon"])

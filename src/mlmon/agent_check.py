@@ -32,6 +32,7 @@ from mlmon.config import Config, ConfigError, DatadogConfig, parse_config
 from mlmon.runner import Agent
 from mlmon.samples import MetricType, Point, Sample
 from mlmon.sinks.base import Sink, SinkError
+from mlmon.sinks.base import flush as flush_sink
 
 __all__ = ["AgentCheckSink", "MlmonCheck"]
 
@@ -67,6 +68,11 @@ class AgentCheckSink:
                 # None, not "", when there is no message (the base class's own default)
                 self.check.service_check(p.name, int(p.status), tags=list(p.tags),
                                          message=cast(str, p.message or None), raw=True)
+
+    def flush(self) -> None:
+        """What the late sink held back (its service checks)."""
+        if self.late is not None:
+            flush_sink(self.late)
 
 
 def _late_sink(cfg: DatadogConfig) -> Sink | None:

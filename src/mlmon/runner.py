@@ -25,9 +25,10 @@ from mlmon.execution import JobRun, WindowedRun, run_snapshot
 from mlmon.jobs import JOBS, JobSpec
 from mlmon.jobs.spec import absent_default_table
 from mlmon.jobs.windows import Lane, Window, WindowOutput, due_windows, first_run_horizon
-from mlmon.reports import CAN_CONNECT_CHECK, JOB_CHECK, JobReport, JobStatus
+from mlmon.reports import CAN_CONNECT_CHECK, JOB_CHECK, JobReport, JobStatus, record_error
 from mlmon.samples import MetricType, Point, Sample, make_tags
 from mlmon.sinks.base import Sink, SinkError
+from mlmon.sinks.base import flush as flush_sink
 from mlmon.state import JobState, StateError, StateStore
 from mlmon.times import iso
 from mlmon.warehouse.engines import Engine, WarehouseError, open_engine
@@ -194,6 +195,10 @@ class Agent:
                 self._send_self_metrics(run, started)
             except Exception:
                 log.exception("instance %s job %s: agent self-metrics not computed", instance.name, job)
+        try:
+            flush_sink(self.sink)  # the service checks a sink held back: the latest status of each series, once
+        except SinkError as exc:
+            record_error(run.report, f"instance {instance.name} job {job}: service checks not delivered: {exc}")
         return run.report
 
     def _open(self, run: JobRun) -> Engine | None:

@@ -24,3 +24,11 @@ class Sink(Protocol):
     def submit(self, points: Sequence[Point]) -> None:
         """Deliver every point, or raise :class:`SinkError` (then none may be assumed delivered)."""
         ...
+
+
+def flush(sink: Sink) -> None:
+    """Send what ``sink`` holds back (a sink may hold service checks until a job's run ends, to send the latest
+    status of each once: ``flush()``); nothing for a sink that holds nothing. Raises :class:`SinkError`."""
+    method = getattr(sink, "flush", None)
+    if method is not None:
+        method()
