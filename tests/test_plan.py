@@ -147,7 +147,7 @@ def test_lookback_sets_the_period_of_window_jobs(duckdb_warehouse, tmp_path) -> 
 
 
 def test_missing_default_table_skips_the_job_like_run(duckdb_warehouse, tmp_path) -> None:
-    """No replays table under its default name: the job is skipped and only the agent's six series count."""
+    """No replays table under its default name: the job is skipped and only the agent's seven series count."""
     write_every_table(duckdb_warehouse, NOW)
     import duckdb
 
@@ -158,7 +158,7 @@ def test_missing_default_table_skips_the_job_like_run(duckdb_warehouse, tmp_path
     (plan,) = plan_config(config, NOW)
     job = next(j for j in plan.jobs if j.job == "reproducibility")
     assert job.status == "skipped" and "replays" in job.message
-    assert job.total == 6 == sum(emitted(config, NOW, tmp_path / "agent")["reproducibility"].values())
+    assert job.total == 7 == sum(emitted(config, NOW, tmp_path / "agent")["reproducibility"].values())
     assert not plan.errors
 
 

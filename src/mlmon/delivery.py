@@ -44,6 +44,29 @@ def stamp(
     return kept, skipped
 
 
+def cap_series(samples: Sequence[Sample], report: JobReport, cap: int) -> list[Sample]:
+    """``samples`` less those of series beyond the run's first ``cap`` distinct ones (counted in
+    ``report.series_capped``; the series sent are kept in ``report.series``)."""
+    kept = []
+    for s in samples:
+        key = (s.name, s.tags)
+        if key not in report.series:
+            if len(report.series) >= cap:
+                report.series_capped += 1
+                continue
+            report.series.add(key)
+        kept.append(s)
+    return kept
+
+
+def warn_capped(instance: str, report: JobReport, cap: int) -> None:
+    """One WARNING for a run that reached the cap."""
+    if report.series_capped:
+        log.warning("instance %s job %s: %d point(s) of series beyond init_config.series_cap (%d distinct series "
+                    "in one run) not sent; look for a tag with too many values (model_version, a segment_by "
+                    "column) with mlmon plan, or raise the cap", instance, report.job, report.series_capped, cap)
+
+
 def stamp_checks(checks: Iterable[ServiceCheck], now: float, horizon: float | None) -> list[ServiceCheck]:
     """Service checks are statuses: one older than ``horizon`` is re-stamped at ``now``, never dropped."""
     return [c if horizon is None or now - c.timestamp <= horizon else c._replace(timestamp=now) for c in checks]
@@ -70,12 +93,14 @@ class Delivery:
     """Hands window outputs to ``sink`` and keeps the watermarks in ``store``; logs each job's first skip."""
 
     def __init__(self, sink: Sink, store: StateStore, clock: Callable[[], float], stop: threading.Event,
-                 *, sends_status: bool = True) -> None:
+                 *, sends_status: bool = True, series_cap: int = 50_000) -> None:
         self.sink = sink
         self.store = store
         self.clock = clock
         self.stop = stop
         self.sends_status = sends_status
+        #: init_config.series_cap: the most distinct series one job run sends
+        self.series_cap = series_cap
         self._warned_skips: set[tuple[str, str]] = set()
 
     def deliver(
@@ -88,7 +113,7 @@ class Delivery:
             if self.stop.is_set():
                 return False
             now = self.clock()
-            samples = [s for out in group for s in out.samples]
+            samples = cap_series([s for out in group for s in out.samples], report, self.series_cap)
             kept, skipped = stamp(samples, now, self.sink.horizon, policy)
             checks = stamp_checks((c for out in group for c in out.checks if self.sends_status), now,
                                   self.sink.horizon)

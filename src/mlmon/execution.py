@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mlmon.config import Instance
-from mlmon.delivery import MAX_POINTS_PER_SUBMIT, Delivery
+from mlmon.delivery import MAX_POINTS_PER_SUBMIT, Delivery, cap_series
 from mlmon.jobs.spec import JobSpec
 from mlmon.jobs.windows import Lane, RunMemo, Window, WindowOutput
 from mlmon.reports import JobReport, JobStatus, record_error
@@ -112,7 +112,7 @@ class WindowedRun:
             )
 
 
-def run_snapshot(run: JobRun, engine: Engine, sink: Sink) -> None:
+def run_snapshot(run: JobRun, engine: Engine, sink: Sink, series_cap: int = 50_000) -> None:
     """A snapshot job's statements, its samples sent stamped at send time; the engine is closed."""
     spec, instance, report = run.spec, run.instance, run.report
     assert spec.snapshot is not None
@@ -136,7 +136,7 @@ def run_snapshot(run: JobRun, engine: Engine, sink: Sink) -> None:
     for problem in snapshot.problems:
         record_error(report, problem)
     # snapshots are stamped at send time: nothing to skip, nothing pending if refused
-    samples = list(snapshot.samples)
+    samples = cap_series(snapshot.samples, report, series_cap)
     try:
         for i in range(0, len(samples), MAX_POINTS_PER_SUBMIT):
             sink.submit(samples[i : i + MAX_POINTS_PER_SUBMIT])

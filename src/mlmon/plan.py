@@ -66,11 +66,18 @@ class JobPlan:
     checks: list[SeriesCount] = field(default_factory=list)
     periods: list[Period] = field(default_factory=list)
     message: str = ""
+    #: ``init_config.series_cap``: a job whose total reaches it would have series left unsent in its first run
+    series_cap: int | None = None
 
     @property
     def total(self) -> int:
         """Custom-metric series of the job."""
         return sum(m.series for m in self.metrics)
+
+    @property
+    def over_cap(self) -> bool:
+        """Whether a first run would send fewer series than planned (``series_cap`` reached)."""
+        return self.series_cap is not None and self.total > self.series_cap
 
 
 @dataclass
@@ -148,6 +155,7 @@ def plan_instance(
                 except WarehouseError as exc:
                     unreachable = f"instance {instance.name}: {exc}"
             job_plan = _plan_job(engine, unreachable, instance, spec, now, first_run, base)
+            job_plan.series_cap = config.init_config.series_cap
             if engine is not None and job_plan.status != "skipped":
                 job_plan.checks.append(SeriesCount(JOB_CHECK, tag_keys(base, "instance", "job"), 1))
             plan.jobs.append(job_plan)
@@ -175,6 +183,7 @@ def to_dict(plans: Sequence[InstancePlan]) -> dict[str, Any]:
     def job(j: JobPlan) -> dict[str, Any]:
         return {
             "job": j.job, "status": j.status, "message": j.message or None, "total_series": j.total,
+            "over_series_cap": j.over_cap,
             "periods": [{"start": iso(p.start), "end": iso(p.end), "windows": p.windows} for p in j.periods],
             "metrics": [asdict(m) for m in j.metrics], "service_checks": [asdict(c) for c in j.checks],
         }
@@ -230,6 +239,10 @@ def format_text(plans: Sequence[InstancePlan]) -> str:
                 lines.append(f"    {m.name:<{name_w}}  {', '.join(m.tag_keys):<{keys_w}}  {m.series:>8,}")
             incomplete = " (incomplete: see ERROR)" if j.status == "error" else ""
             lines.append(f"    {'job total':<{name_w}}  {'':<{keys_w}}  {j.total:>8,}{incomplete}")
+            if j.over_cap:
+                lines.append(f"    WARNING more than init_config.series_cap ({j.series_cap:,}) series: a run sends the "
+                             "first ones only and counts the rest in mlmon.agent.series_capped; look for a tag with "
+                             "too many values (model_version, a segment_by column), or raise the cap")
             for c in j.checks:
                 lines.append(f"    service check {c.name} ({', '.join(c.tag_keys)}): {c.series:,} series, "
                              "not billed as custom metrics")

@@ -32,6 +32,9 @@ class JobReport:
     outputs: list[WindowOutput] = field(default_factory=list)
     snapshot: list[Sample] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    #: the distinct series (name, tags) this run sent, and how many points it did not send over ``series_cap``
+    series: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    series_capped: int = 0
 
     def summary(self) -> str:
         """The one line ``mlmon run`` logs per job run (the daemon and ``--once`` alike)."""

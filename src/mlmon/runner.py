@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from mlmon.config import Config, Instance
-from mlmon.delivery import Delivery, stamp, stamp_checks
+from mlmon.delivery import Delivery, stamp, stamp_checks, warn_capped
 from mlmon.execution import JobRun, WindowedRun, run_snapshot
 from mlmon.jobs import JOBS, JobSpec
 from mlmon.jobs.spec import absent_default_table
@@ -41,7 +41,8 @@ log = logging.getLogger("mlmon.runner")
 #: the agent's own metrics, per (instance, job); ``lag_seconds`` once the job has a watermark
 AGENT_METRICS = (
     "mlmon.agent.run.duration_seconds", "mlmon.agent.run.errors", "mlmon.agent.windows_processed",
-    "mlmon.agent.points_sent", "mlmon.agent.points_skipped", "mlmon.agent.rows_fetched", "mlmon.agent.lag_seconds",
+    "mlmon.agent.points_sent", "mlmon.agent.points_skipped", "mlmon.agent.rows_fetched", "mlmon.agent.series_capped",
+    "mlmon.agent.lag_seconds",
 )
 
 
@@ -110,7 +111,8 @@ class Agent:
         self.store = store or StateStore(config.init_config.state_dir)
         self.over: Range = over or LiveRange(lambda: self.sink.horizon)
         self.stop = threading.Event()
-        self.delivery = Delivery(sink, self.store, clock, self.stop, sends_status=self.over.sends_status)
+        self.delivery = Delivery(sink, self.store, clock, self.stop, sends_status=self.over.sends_status,
+                                 series_cap=config.init_config.series_cap)
         self.windowed = WindowedRun(self.delivery)
         self._skipped_logged: set[tuple[str, str]] = set()
         self._tables_seen: dict[str, set[str]] = {}
@@ -173,7 +175,7 @@ class Agent:
             else:
                 engine = self._open(run)
                 if engine is not None and self._tables_exist(engine, run):
-                    run_snapshot(run, engine, self.sink)
+                    run_snapshot(run, engine, self.sink, self.config.init_config.series_cap)
         except StateError as exc:  # the state directory is not writable: a clean error, can_run CRITICAL
             run.report.errors += 1
             message = f"instance {instance.name}, job {job}: {exc}"
@@ -190,6 +192,7 @@ class Agent:
         finally:
             with self._engines_lock:
                 self._engines = [e for e in self._engines if not any(e is mine for mine in run.engines)]
+        warn_capped(instance.name, run.report, self.config.init_config.series_cap)
         if self.over.sends_status:
             try:
                 self._send_self_metrics(run, started)
@@ -287,6 +290,7 @@ class Agent:
             Sample("mlmon.agent.points_sent", report.points_sent, tags, now, MetricType.COUNT),
             Sample("mlmon.agent.points_skipped", report.points_skipped, tags, now, MetricType.COUNT),
             Sample("mlmon.agent.rows_fetched", report.rows_fetched, tags, now, MetricType.COUNT),
+            Sample("mlmon.agent.series_capped", report.series_capped, tags, now, MetricType.COUNT),
         ]
         if report.watermark is not None:
             points.append(Sample("mlmon.agent.lag_seconds", max(now - report.watermark, 0.0), tags, now))

@@ -19,6 +19,10 @@ class InitConfig(_Frozen):
 
     env: OptionalStr = None
     state_dir: Path = Path(".mlmon/state")
+    #: the most distinct series (metric name and tag set) one job run sends: the ones beyond it are not sent,
+    #: counted in ``mlmon.agent.series_capped`` and told in one WARNING (5 000 model versions in an hour once made
+    #: 140 000 series in one run); ``mlmon plan`` flags a job whose first run would reach it
+    series_cap: int = Field(default=50_000, ge=1)
     datadog: DatadogConfig = DatadogConfig()
     assets: AssetsConfig = AssetsConfig()
 
