@@ -143,7 +143,7 @@ def test_state_survives_a_crash_while_saving(tmp_path, monkeypatch) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(StateError, match="cannot write predictions.json of instance ads .No space left on device"):
+    with pytest.raises(StateError, match=r"cannot write predictions\.json of instance ads \(No space left on device"):
         store.save("ads", "predictions", JobState(1800.0))
     monkeypatch.undo()
     assert store.load("ads", "predictions").watermark == 1200.0
