@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
+import logging
+import re
 from collections.abc import Iterable
 from typing import NamedTuple
+
+log = logging.getLogger("mlmon.samples")
 
 
 class MetricType(str, enum.Enum):
@@ -46,16 +50,39 @@ class ServiceCheck(NamedTuple):
 Point = Sample | ServiceCheck
 
 
+#: what Datadog keeps in a tag: letters (any script), digits, ``_ - : . /``; anything else becomes ``_``
+_TAG_ILLEGAL = re.compile(r"[^\w\-:./]")
+MAX_TAG_LENGTH = 200
+#: normalized tag -> the first tag seen that became it (to tell when two values become one tag)
+_NORMALIZED: dict[str, str] = {}
+_COLLISIONS_TOLD: set[str] = set()
+
+
+def normalize_tag(tag: str) -> str:
+    """``tag`` as Datadog stores it: lower case, characters it does not keep replaced by ``_``, at most 200
+    characters. Sending it already normalized keeps what mlmon tests and counts equal to what Datadog holds;
+    two values that become the same tag (``CTR`` and ``ctr``, ``a,b`` and ``a_b``) are told once, as their
+    series merge in Datadog."""
+    out = _TAG_ILLEGAL.sub("_", tag.lower())[:MAX_TAG_LENGTH]
+    first = _NORMALIZED.setdefault(out, tag)
+    if first != tag and out not in _COLLISIONS_TOLD:
+        _COLLISIONS_TOLD.add(out)
+        log.warning("tags %r and %r are both %r once normalized as Datadog does (lower case, other characters "
+                    "as _, 200 characters): their series are one in Datadog", first, tag, out)
+    return out
+
+
 def make_tags(*groups: object) -> tuple[str, ...]:
-    """Flatten tag groups (strings or iterables of strings) into a sorted, de-duplicated tuple."""
+    """Flatten tag groups (strings or iterables of strings) into a sorted, de-duplicated tuple of normalized tags
+    (:func:`normalize_tag`)."""
     out: set[str] = set()
     for group in groups:
         if group is None:
             continue
         if isinstance(group, str):
-            out.add(group)
+            out.add(normalize_tag(group))
         else:
-            out.update(str(t) for t in group)  # type: ignore[attr-defined]
+            out.update(normalize_tag(str(t)) for t in group)  # type: ignore[attr-defined]
     return tuple(sorted(out))
 
 
