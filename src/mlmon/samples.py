@@ -56,6 +56,7 @@ MAX_TAG_LENGTH = 200
 #: normalized tag -> the first tag seen that became it (to tell when two values become one tag)
 _NORMALIZED: dict[str, str] = {}
 _COLLISIONS_TOLD: set[str] = set()
+_MAX_REMEMBERED = 200_000
 
 
 def normalize_tag(tag: str) -> str:
@@ -64,6 +65,8 @@ def normalize_tag(tag: str) -> str:
     two values that become the same tag (``CTR`` and ``ctr``, ``a,b`` and ``a_b``) are told once, as their
     series merge in Datadog."""
     out = _TAG_ILLEGAL.sub("_", tag.lower())[:MAX_TAG_LENGTH]
+    if len(_NORMALIZED) >= _MAX_REMEMBERED:  # a daemon sees new versions every day: remember a bounded number
+        _NORMALIZED.clear()
     first = _NORMALIZED.setdefault(out, tag)
     if first != tag and out not in _COLLISIONS_TOLD:
         _COLLISIONS_TOLD.add(out)
