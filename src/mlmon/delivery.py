@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from mlmon.config import Instance
@@ -93,7 +94,7 @@ class Delivery:
     """Hands window outputs to ``sink`` and keeps the watermarks in ``store``; logs each job's first skip."""
 
     def __init__(self, sink: Sink, store: StateStore, clock: Callable[[], float], stop: threading.Event,
-                 *, sends_status: bool = True, series_cap: int = 50_000) -> None:
+                 *, sends_status: bool = True, series_cap: int = 50_000, send_budget: float = 600.0) -> None:
         self.sink = sink
         self.store = store
         self.clock = clock
@@ -101,6 +102,8 @@ class Delivery:
         self.sends_status = sends_status
         #: init_config.series_cap: the most distinct series one job run sends
         self.series_cap = series_cap
+        #: init_config.datadog.send_budget: the most time one job run spends in the sink
+        self.send_budget = send_budget
         self._warned_skips: set[tuple[str, str]] = set()
 
     def deliver(
@@ -112,17 +115,25 @@ class Delivery:
         for group in submissions(outputs, MAX_POINTS_PER_SUBMIT):
             if self.stop.is_set():
                 return False
+            if report.send_seconds >= self.send_budget:
+                record_error(report, f"instance {instance.name} job {job}: {report.send_seconds:.0f} s spent sending "
+                             f"this run, init_config.datadog.send_budget ({self.send_budget:g} s): the windows not "
+                             "sent yet stay pending for the next run")
+                return False
             now = self.clock()
             samples = cap_series([s for out in group for s in out.samples], report, self.series_cap)
             kept, skipped = stamp(samples, now, self.sink.horizon, policy)
             checks = stamp_checks((c for out in group for c in out.checks if self.sends_status), now,
                                   self.sink.horizon)
             points: list[Point] = [*kept, *checks]
+            started = time.monotonic()
             try:
                 self.sink.submit(points)
             except SinkError as exc:
+                report.send_seconds += time.monotonic() - started
                 record_error(report, f"instance {instance.name} job {job}: {exc}; {len(group)} window(s) stay pending")
                 return False
+            report.send_seconds += time.monotonic() - started
             if skipped:
                 report.points_skipped += skipped
                 if (instance.name, job) not in self._warned_skips:

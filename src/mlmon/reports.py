@@ -35,6 +35,8 @@ class JobReport:
     #: the distinct series (name, tags) this run sent, and how many points it did not send over ``series_cap``
     series: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     series_capped: int = 0
+    #: wall seconds this run spent in the sink's submit (what ``datadog.send_budget`` bounds)
+    send_seconds: float = 0.0
 
     def summary(self) -> str:
         """The one line ``mlmon run`` logs per job run (the daemon and ``--once`` alike)."""

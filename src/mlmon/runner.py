@@ -112,7 +112,8 @@ class Agent:
         self.over: Range = over or LiveRange(lambda: self.sink.horizon)
         self.stop = threading.Event()
         self.delivery = Delivery(sink, self.store, clock, self.stop, sends_status=self.over.sends_status,
-                                 series_cap=config.init_config.series_cap)
+                                 series_cap=config.init_config.series_cap,
+                                 send_budget=config.init_config.datadog.send_budget)
         self.windowed = WindowedRun(self.delivery)
         self._skipped_logged: set[tuple[str, str]] = set()
         self._tables_seen: dict[str, set[str]] = {}

@@ -45,6 +45,10 @@ class DatadogConfig(_Frozen):
     max_retries: int = Field(default=3, ge=0, le=10)
     retry_backoff: Duration = Field(default=1.0, ge=0)
     max_payload_bytes: int = Field(default=450_000, ge=10_000, le=3_000_000)
+    #: the most wall time one job run spends handing windows to the sink (retries and their waits included): past
+    #: it the windows not yet sent stay pending for the next run, so a slow or rate-limiting Datadog cannot hold a
+    #: run, and the scheduler, for hours
+    send_budget: Duration = Field(default=600.0, gt=0)
 
     @property
     def horizon(self) -> float | None:
