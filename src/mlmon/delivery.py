@@ -94,7 +94,7 @@ class Delivery:
     """Hands window outputs to ``sink`` and keeps the watermarks in ``store``; logs each job's first skip."""
 
     def __init__(self, sink: Sink, store: StateStore, clock: Callable[[], float], stop: threading.Event,
-                 *, sends_status: bool = True, series_cap: int = 50_000, send_budget: float = 600.0) -> None:
+                 *, series_cap: int, send_budget: float, sends_status: bool = True) -> None:
         self.sink = sink
         self.store = store
         self.clock = clock

@@ -112,7 +112,7 @@ class WindowedRun:
             )
 
 
-def run_snapshot(run: JobRun, engine: Engine, sink: Sink, series_cap: int = 50_000) -> None:
+def run_snapshot(run: JobRun, engine: Engine, sink: Sink, series_cap: int) -> None:
     """A snapshot job's statements, its samples sent stamped at send time; the engine is closed."""
     spec, instance, report = run.spec, run.instance, run.report
     assert spec.snapshot is not None

@@ -32,7 +32,7 @@ from mlmon.metrics.descriptive import (
 from mlmon.metrics.drift import DRIFT_METRICS, ks_statistic, psi
 from mlmon.metrics.histogram import ScoreHistogram
 from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
-from mlmon.state import JobState
+from mlmon.state import MODEL_MEMORY, JobState
 from mlmon.times import iso
 from mlmon.warehouse.cardinality import VersionSeen, fetch_pairs
 from mlmon.warehouse.engines import Engine
@@ -100,7 +100,7 @@ def compute(
     ref_offset = job.drift_reference
     start, end = windows[0].start, windows[-1].end
     base = make_tags(base_tags)
-    day_windows = round(86400 / width)
+    day_windows = round(MODEL_MEMORY / width)
     ref_windows = round(ref_offset / width)
     known: dict[int, dict[GroupKey, ScoreHistogram]] = memo.setdefault(f"histograms:{lane.key}", {})
     references = range(windows[0].index - ref_windows, windows[-1].index + 1 - ref_windows)

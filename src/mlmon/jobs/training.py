@@ -10,14 +10,13 @@ at ``now`` and tagged with the model and its latest version. A failing lineage s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from mlmon.cardinality import MODEL_KEYS, Counted, FirstRun, SeriesCounter, tag_keys
 from mlmon.config import Instance, TrainingJob
 from mlmon.jobs.spec import JobSpec, Snapshot
 from mlmon.metrics.training import FeatureStats, Lineage, feature_stats, lineage
-from mlmon.samples import Sample, make_tags
+from mlmon.samples import Sample, make_tags, normalize_tag
 from mlmon.warehouse.cardinality import fetch_feature_counts
 from mlmon.warehouse.engines import Engine, QueryError
 from mlmon.warehouse.features import feature_kinds, fetch_feature_aggregates
@@ -30,19 +29,14 @@ LINEAGE_METRICS = tuple(PREFIX + name for name in Lineage.names())
 #: feature metrics, per (model, feature) of the latest version; ``value_share`` also per ``value``
 FEATURE_METRICS = tuple(FEATURE_PREFIX + name for name in (*FeatureStats.names(), "value_share"))
 METRICS = LINEAGE_METRICS + FEATURE_METRICS
-#: Datadog's limit on the length of a tag
-MAX_TAG_LENGTH = 200
-
-_UNSAFE = re.compile(r"[,\s]")
-
 
 #: what one run of the training job produced
 TrainingSnapshot = Snapshot
 
 
 def tag(key: str, value: str) -> str:
-    """``key:value`` with commas and whitespace in ``value`` replaced by ``_``, cut at 200 characters."""
-    return f"{key}:{_UNSAFE.sub('_', value)}"[:MAX_TAG_LENGTH]
+    """``key:value`` as it is sent (:func:`mlmon.samples.normalize_tag`): values that become one tag are one."""
+    return normalize_tag(f"{key}:{value}")
 
 
 def compute(
