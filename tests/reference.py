@@ -51,6 +51,24 @@ def psi_on_grid(reference: list[float], current: list[float], bins: int = 10, ep
     return float(np.sum((cur_n - ref_n) * np.log(cur_n / ref_n)))
 
 
+def grid_quantile(values: list[float], q: float) -> float:
+    """The centre (in logit) of the drift-grid bucket of NumPy's inverted-CDF quantile of the valid values."""
+    bucket = drift_bucket(valid(values))
+    b = float(np.quantile(bucket, q, method="inverted_cdf"))
+    return float(1 / (1 + np.exp(-((b + 0.5) / 50 - 10))))
+
+
+def drift_reference_values(reference: list[float], current: list[float]) -> dict[str, float]:
+    """Every drift metric of ``current`` against ``reference``: PSI and KS on the grid, the valid means' ratio, the
+    grid quantiles' ratios."""
+    return {
+        "psi": psi_on_grid(reference, current), "ks_statistic": ks_on_grid(reference, current),
+        "mean_ratio": float(np.mean(valid(current)) / np.mean(valid(reference))),
+        "p50_ratio": grid_quantile(current, 0.5) / grid_quantile(reference, 0.5),
+        "p95_ratio": grid_quantile(current, 0.95) / grid_quantile(reference, 0.95),
+    }
+
+
 def label_of(rows: list[tuple[float, float | None]], cutoff: float, since: float) -> float | str | None:
     """A request's label under mlmon's rule: rows (label, label_ts) stamped in ``[since, cutoff)`` (the
     window's start less label_skew, its end plus label_delay; undated rows never count); positive if any

@@ -15,6 +15,7 @@ from mlmon.warehouse.quality import build_label_balance_query, build_offline_que
 from mlmon.warehouse.reproducibility import build_reproducibility_query
 from mlmon.warehouse.serving import build_serving_query
 from mlmon.warehouse.sql import DIALECTS, exists_query, render
+from mlmon.warehouse.validation import build_validation_query
 
 CONFIG = parse_config({"instances": [{
     "name": "ads",
@@ -46,6 +47,7 @@ def every_query():
     yield "lake-reproducibility", build_reproducibility_query(LAKE)
     yield "lake-plan-pairs", build_pairs_query(LAKE)
     yield "offline", build_offline_query(INSTANCE, ["ctr_a"], ["v1", "v2"])
+    yield "validation", build_validation_query(INSTANCE, ["ctr_a"], ["v1", "v2"])
     yield "exists", exists_query("analytics.serving.predictions")
     yield "plan-pairs", build_pairs_query(INSTANCE)
     yield "plan-pairs-lanes", build_pairs_query(INSTANCE, ["ctr_a"], ["cvr_b"])
@@ -55,7 +57,7 @@ def every_query():
     yield "serving", build_serving_query(INSTANCE, list(kinds), kinds, list(kinds), ["ctr_a", "cvr_b"])
     yield "serving-no-reference", build_serving_query(INSTANCE, list(kinds), kinds)
     yield "lake-serving", build_serving_query(LAKE, list(kinds), kinds, ["age"])
-    for table in ("predictions", "labels", "replays", "training_runs", "training_features"):
+    for table in ("predictions", "labels", "replays", "training_runs", "training_features", "validation_predictions"):
         yield f"probe-{table}", probe_query(INSTANCE, table)
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 from tests.helpers import API_KEY, Warehouse
-from tests.reference import ks_on_grid, prediction_stats, psi_on_grid
+from tests.reference import drift_reference_values, prediction_stats
 from tests.scenarios import HOUR, known_answers, write_every_table
 
 from mlmon.cli import main
+from mlmon.metrics.drift import DRIFT_METRICS
 
 
 def write_config(path: Path, warehouse: Warehouse, api_host: str, state_dir: Path) -> Path:
@@ -62,9 +63,8 @@ def test_run_once_delivers_exact_prediction_metrics(tmp_path, warehouse, intake)
     for (model, version, end), values in sc.values.items():
         want = prediction_stats(values)
         ref = sc.references.get((model, end))
-        if ref is not None:
-            want["psi"] = psi_on_grid(ref, values)
-            want["ks_statistic"] = ks_on_grid(ref, values)
+        if ref is not None:  # 500 rows against 400 the day before: one window a side, no pooling
+            want.update(drift_reference_values(ref, values), drift_span=600.0)
         emitted = {k[0].removeprefix("mlmon.prediction."): s for k, s in got.items()
                    if k[1:] == (model, version, int(end)) and k[0].startswith("mlmon.prediction.")}
         assert emitted.keys() == want.keys(), (model, end)
@@ -73,8 +73,9 @@ def test_run_once_delivers_exact_prediction_metrics(tmp_path, warehouse, intake)
             assert series["points"][0][1] == pytest.approx(value, rel=1e-9, abs=1e-12), (model, end, name)
             assert series["type"] == "gauge"
             assert "host" not in series
+            drift = ["drift_reference:1d"] if name in (*DRIFT_METRICS, "drift_span") else []
             assert sorted(series["tags"]) == sorted(
-                ["env:test", "team:ads", f"model:{model}", f"model_version:{version}"]
+                ["env:test", "team:ads", f"model:{model}", f"model_version:{version}", *drift]
             )
 
 

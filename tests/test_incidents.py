@@ -20,7 +20,7 @@ from mlmon.assets.evaluate import Status, evaluate, load_monitors
 from mlmon.assets.recording import Recording
 from mlmon.config import parse_config
 from mlmon.runner import Agent
-from mlmon.scenarios import DAY, HOUR, Incident, build_frames, write_duckdb
+from mlmon.scenarios import DAY, EXTRA_MODELS, HOUR, MODELS, Incident, ScenarioModel, build_frames, write_duckdb
 from mlmon.sinks.jsonl import JsonlSink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,11 @@ class Case:
     #: a statement run on the warehouse before the agent runs (a migration gone wrong)
     migration: str = ""
     warns: frozenset[tuple[str, tuple[tuple[str, str], ...]]] = frozenset()
+    #: the models of the warehouse (the three of the demo, then any of EXTRA_MODELS) and its hours of traffic
+    models: tuple[ScenarioModel, ...] = MODELS
+    hours: float = 30
+    #: settings of the predictions job on top of the suite's
+    predictions: tuple[tuple[str, object], ...] = ()
 
 
 def model(name: str) -> tuple[tuple[str, str], ...]:
@@ -53,6 +58,11 @@ def model(name: str) -> tuple[tuple[str, str], ...]:
 
 def feature(model_name: str, name: str) -> tuple[tuple[str, str], ...]:
     return (("model", model_name), ("feature", name))
+
+
+def extra(name: str) -> tuple[ScenarioModel, ...]:
+    """The demo's models, then the extra one ``name``."""
+    return (*MODELS, *(m for m in EXTRA_MODELS if m.name == name))
 
 
 def segment(model_name: str, value: str, column: str = "placement") -> tuple[tuple[str, str], ...]:
@@ -88,11 +98,13 @@ CASES = {
         (Incident("unavailable", "ctr_video", since=45 * 60),),
         frozenset({("predictions_unavailable", model("ctr_video"))}),
     ),
-    # the outcomes did not follow the shift: once labels mature the model over-predicts (calibration
-    # about 3x), which costs little logloss at a 2 % base rate: the logloss monitor only warns
+    # the mean prediction moved about 2.9x (PSI and the mean ratio both see it); the outcomes did not follow: once
+    # labels mature the model over-predicts (calibration about 3x), which costs little logloss at a 2 % base rate:
+    # the logloss monitor only warns
     "predictions_shifted": Case(
         (Incident("shifted", "ctr_banner", since=6 * HOUR),),
-        frozenset({("predictions_shifted", model("ctr_banner")), ("online_miscalibrated", model("ctr_banner"))}),
+        frozenset({("predictions_shifted", model("ctr_banner")), ("predictions_mean_shifted", model("ctr_banner")),
+                   ("online_miscalibrated", model("ctr_banner"))}),
         warns=frozenset({("online_quality_degraded", model("ctr_banner"))}),
     ),
     # a point mass is also a shifted distribution (PSI vs yesterday)
@@ -142,6 +154,29 @@ CASES = {
         (Incident("segment_overpredicted", "ctr_video", since=12 * HOUR, placement="feed"),),
         frozenset({("segment_miscalibrated", segment("ctr_video", "feed"))}),
     ),
+    # ~100 predictions a 10-minute window, under drift_min_rows: each window pools the ones before it (half an
+    # hour) and is compared with the same span yesterday. The shift (about 3x the mean) fires within the hour
+    "low_traffic_shift": Case(
+        (Incident("shifted", "ctr_native", since=HOUR),),
+        frozenset({("predictions_shifted", model("ctr_native")), ("predictions_mean_shifted", model("ctr_native"))}),
+        models=extra("ctr_native"),
+    ),
+    "low_traffic_healthy": Case((), frozenset(), models=extra("ctr_native")),
+    # six hours old: no window a day or a week earlier; compared with its version's validation predictions
+    "young_model_shift": Case(
+        (Incident("shifted", "ctr_story", since=HOUR),),
+        frozenset({("predictions_shifted", model("ctr_story")), ("predictions_mean_shifted", model("ctr_story"))}),
+        models=extra("ctr_story"),
+    ),
+    "young_model_healthy": Case((), frozenset(), models=extra("ctr_story")),
+    # Friday's predictions sit 0.6 logit above Thursday's, as every week: compared with last Friday, quiet
+    "weekly_seasonal_healthy": Case((), frozenset(), models=extra("ctr_weekend"), hours=8 * 24),
+    # ... and compared with yesterday, as drift_reference: 1d does, the healthy weekly cycle is a shift
+    "weekly_seasonal_vs_yesterday": Case(
+        (),
+        frozenset({("predictions_shifted", model("ctr_weekend")), ("predictions_mean_shifted", model("ctr_weekend"))}),
+        models=extra("ctr_weekend"), hours=8 * 24, predictions=(("drift_reference", "1d"),),
+    ),
     # a migration renamed the label column: the quality job fails at each run, the others go on
     "job_failing": Case(
         (), frozenset({("job_failing", (("instance", INSTANCE), ("job", "quality")))}), agent_runs=(HOUR, 0.0),
@@ -157,7 +192,7 @@ CASES = {
 }
 
 
-def suite_config(warehouse: Path, state: Path) -> dict:
+def suite_config(warehouse: Path, state: Path, predictions: tuple[tuple[str, object], ...] = ()) -> dict:
     return {
         "init_config": {"env": "test", "state_dir": str(state), "datadog": {"transport": "jsonl"}},
         "instances": [{
@@ -165,7 +200,7 @@ def suite_config(warehouse: Path, state: Path) -> dict:
             "warehouse": {"engine": "duckdb", "path": str(warehouse)},
             "tags": ["team:ads"],
             "jobs": {
-                "predictions": {"initial_lookback": "3h", "segment_by": ["placement"]},
+                "predictions": {"initial_lookback": "3h", "segment_by": ["placement"], **dict(predictions)},
                 # the segment monitors average a day of hourly windows (the model's online monitors three); in one
                 # run segments start at the data's first UTC midnight (each day's values are the previous day's top
                 # placements), which 14 hours reach back to
@@ -183,13 +218,13 @@ def suite_config(warehouse: Path, state: Path) -> dict:
 def run_case(case: Case, directory: Path) -> Path:
     """Build the warehouse, run the agent at each clock into a JSON Lines file, return the file."""
     warehouse, jsonl = directory / "warehouse.duckdb", directory / "metrics.jsonl"
-    write_duckdb(warehouse, build_frames(END, case.incidents, hours=30))
+    write_duckdb(warehouse, build_frames(END, case.incidents, hours=case.hours, models=case.models))
     if case.migration:
         import duckdb
 
         with duckdb.connect(str(warehouse)) as con:
             con.execute(case.migration)
-    config = parse_config(suite_config(warehouse, directory / "state"))
+    config = parse_config(suite_config(warehouse, directory / "state", case.predictions))
     for i, before in enumerate(case.agent_runs):
         if case.warehouse_lost and i == len(case.agent_runs) - 1:
             warehouse.unlink()

@@ -16,6 +16,7 @@ from tests.test_faults import (
 )
 
 from mlmon.config import parse_config
+from mlmon.jobs.predictions import METRICS as PREDICTION_METRICS
 from mlmon.plan import format_text, plan_config
 from mlmon.runner import Agent
 from mlmon.state import StateStore
@@ -36,13 +37,14 @@ def job_series(sink: RecordingSink, prefix: str) -> set[tuple[str, tuple[str, ..
 
 
 def test_a_run_sends_at_most_series_cap_series(warehouse, tmp_path, caplog) -> None:  # noqa: F811
-    """series_cap 40 against a predictions run of 45 series over 18 windows: 40 distinct series sent, the rest counted
+    """series_cap 40 against a predictions run of 57 series over 18 windows: 40 distinct series sent, the rest counted
     (the self-metric equals the report), one WARNING naming the setting, the watermark at the last window; with
     the default cap the same run sends every series and counts none."""
     free = RecordingSink()
     reports = Agent(make_config(warehouse, tmp_path / "free"), free, clock=lambda: END).run_once()
     (clean,) = [r for r in reports if r.job == "predictions"]
-    assert clean.series_capped == 0 and len(job_series(free, "mlmon.prediction.")) == 45  # 3 models x 15 metrics
+    # 3 models x every metric of the job (the drift ones tagged with the one reference each window used)
+    assert clean.series_capped == 0 and len(job_series(free, "mlmon.prediction.")) == 3 * len(PREDICTION_METRICS)
 
     sink = RecordingSink()
     config = with_cap(make_config(warehouse, tmp_path / "capped"), 40)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from sqlglot import exp
 
-from mlmon.config import TABLE_COLUMNS, Config, Instance
+from mlmon.config import OPTIONAL_TABLES, TABLE_COLUMNS, Config, Instance
 from mlmon.jobs import JOBS, JobSpec
 from mlmon.state import check_writable
 from mlmon.warehouse.engines import Engine, QueryError, WarehouseError, open_engine, type_kind
@@ -143,8 +143,12 @@ def check_instance(
                 try:
                     engine.fetch(exists_query(physical), {})
                 except QueryError:
-                    say(f"instance {instance.name}: table {physical} (default name) not found; job(s) {names} "
-                        "will be skipped")
+                    if table in OPTIONAL_TABLES:
+                        say(f"instance {instance.name}: table {physical} (default name, optional) not found; "
+                            f"{OPTIONAL_TABLES[table]} skipped")
+                    else:
+                        say(f"instance {instance.name}: table {physical} (default name) not found; job(s) {names} "
+                            "will be skipped")
                     continue
             try:
                 types = engine.column_types(probe_query(instance, table), {})

@@ -1,10 +1,13 @@
 """Synthetic ad-tech warehouses: a healthy baseline, plus the incidents mlmon's monitors exist for.
 
-Three models (two CTR, one CVR) are retrained daily at 02:00 UTC and serve predictions every minute.
-Clicks are labeled within minutes, conversions within hours, and a batch pipeline replays 98 % of
-requests. The training history goes back 40 days, so the 30-day comparison has data. Offline
+Three models (:data:`MODELS`: two CTR, one CVR) are retrained daily at 02:00 UTC and serve predictions
+every minute. Clicks are labeled within minutes, conversions within hours, and a batch pipeline replays
+98 % of requests. The training history goes back 40 days, so the 30-day comparison has data. Offline
 ``valid_logloss`` and ``valid_auc`` come from a validation sample drawn like the serving traffic,
-so online and offline quality agree when nothing is wrong. The prediction log carries the serving
+so online and offline quality agree when nothing is wrong. The table ``validation_predictions``
+holds, per trained version, that offline validation sample's predictions (:data:`VALIDATION_ROWS`
+rows, drawn like the model's healthy serving predictions: no weekly offset, no incident), so the
+serving predictions can be compared with the offline ones. The prediction log carries the serving
 values of the features ``age``, ``device`` and ``bid_floor``, drawn like the ``training_features``
 rows, so serving and training agree too (``psi_training`` is low) until an incident says otherwise.
 It also carries a ``placement`` (where the ad was shown: six values of unequal shares and 2 % NULL,
@@ -14,15 +17,30 @@ model's quality, so a segment incident moves one placement of one model and noth
 All randomness is drawn before any incident is applied. Two warehouses built with the same ``end``,
 ``hours`` and ``seed`` are therefore identical outside their incidents. The serving feature values
 come from a generator of their own (seeded from ``seed``), and so do the placements, so adding them
-moved none of the other numbers. ``mlmon demo`` plants several incidents in one week; the incident
-suite plants one per warehouse.
+moved none of the other numbers; the validation predictions have their own generator as well.
+
+:data:`EXTRA_MODELS` are built only when ``build_frames(models=...)`` names them, so the demo and the
+warehouses of :data:`MODELS` do not change (the shared generator's draws follow the order of ``models``:
+with :data:`MODELS` first, their rows are the same with or without extra models after them):
+
+* ``ctr_native``: low traffic, about 100 predictions per 10-minute window on average.
+* ``ctr_story``: a young model (``age``: 6 hours). It serves only in the last ``age`` seconds before
+  ``end``; its first version is the one trained last at or before its first request (at most a day
+  earlier), and it has training runs, training features and validation predictions for that version and
+  the later ones only.
+* ``ctr_weekend``: weekly seasonality (``weekly``: :data:`WEEKLY_OFFSETS`, a logit offset per UTC weekday
+  added to both the served score and the true propensity, so its outcomes follow its predictions and its
+  online quality stays healthy). Thursday to Friday moves 0.6 logit, the same weekday a week apart does
+  not move.
+
+``mlmon demo`` plants several incidents in one week; the incident suite plants one per warehouse.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +54,26 @@ HISTORY_DAYS = 40
 
 @dataclass(frozen=True)
 class ScenarioModel:
-    """One model: its name, base rate, traffic per minute and mean label delay (seconds)."""
+    """One model: its name, base rate, traffic per minute and mean label delay (seconds).
+
+    ``age`` (seconds): the model serves only in the last ``age`` seconds before the end, and its versions
+    start with the one trained last at or before its first request (none: it serves the whole time and has
+    the whole history). ``weekly``: seven logit offsets, Monday to Sunday (UTC weekday of each request),
+    added to the score of the served prediction and of the true propensity alike (none: no seasonality).
+    """
 
     name: str
     base_rate: float
     per_minute: float
     label_delay: float
+    age: float | None = None
+    weekly: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.age is not None and not self.age > 0:
+            raise ValueError(f"model {self.name!r}: age must be positive, not {self.age!r}")
+        if self.weekly and len(self.weekly) != 7:
+            raise ValueError(f"model {self.name!r}: weekly takes 7 offsets (Monday..Sunday), not {len(self.weekly)}")
 
 
 MODELS = (
@@ -49,6 +81,18 @@ MODELS = (
     ScenarioModel("ctr_video", 0.035, 40.0, 20 * 60),
     ScenarioModel("cvr_app", 0.08, 25.0, 6 * HOUR),
 )
+#: ``ctr_weekend``'s logit offsets, Monday..Sunday: flat Monday to Thursday, up from Friday (+0.6 Thursday to
+#: Friday). Friday is the level of its validation sample (offline numbers, drawn without offset), so on the
+#: incident suite's Friday its online quality is its offline quality
+WEEKLY_OFFSETS = (-0.6, -0.6, -0.6, -0.6, 0.0, 0.2, 0.1)
+#: models built only when ``build_frames(models=...)`` names them: low traffic, young, weekly-seasonal
+EXTRA_MODELS = (
+    ScenarioModel("ctr_native", 0.02, 10.0, 20 * 60),
+    ScenarioModel("ctr_story", 0.03, 40.0, 20 * 60, age=6 * HOUR),
+    ScenarioModel("ctr_weekend", 0.03, 40.0, 20 * 60, weekly=WEEKLY_OFFSETS),
+)
+#: rows of ``validation_predictions`` per (model, version)
+VALIDATION_ROWS = 3000
 
 #: incident kind -> what it plants. The prediction-side kinds (stuck, unavailable, shifted,
 #: concept_shift, replays_differ), the serving feature kinds (serving_*) and the segment kinds (segment_*,
@@ -115,8 +159,9 @@ class Incident:
     def __post_init__(self) -> None:
         if self.kind not in INCIDENTS:
             raise ValueError(f"unknown incident kind {self.kind!r}; expected one of {', '.join(INCIDENTS)}")
-        if self.model not in {m.name for m in MODELS}:
-            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(m.name for m in MODELS)}")
+        known = [m.name for m in (*MODELS, *EXTRA_MODELS)]
+        if self.model not in known:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(known)}")
         if self.feature and self.kind not in SERVING_INCIDENT_FEATURES:
             raise ValueError(f"incident {self.kind!r} takes no feature; only {', '.join(SERVING_INCIDENT_FEATURES)} do")
         if self.kind in SERVING_INCIDENT_FEATURES:
@@ -164,6 +209,12 @@ def _training_times(end: float, stale_for: float | None) -> list[float]:
     return [t for t in times if t <= last]
 
 
+def _weekdays(ts: np.ndarray) -> np.ndarray:
+    """The UTC weekday of each ``ts`` (Unix seconds), Monday 0 .. Sunday 6 (1970-01-01 was a Thursday)."""
+    out: np.ndarray = (np.floor(ts / DAY).astype(np.int64) + 3) % 7
+    return out
+
+
 def _serving_versions(ts: np.ndarray, trained: list[float]) -> np.ndarray:
     """The version serving at each ``ts``: the latest trained at or before it (the oldest before that)."""
     at = np.asarray(trained)
@@ -185,15 +236,23 @@ def _validation_metrics(model: ScenarioModel, rng: np.random.Generator, n: int =
 
 
 def build_frames(
-    end: float, incidents: Iterable[Incident] = (), hours: float = 7 * 24, seed: int = 7
+    end: float, incidents: Iterable[Incident] = (), hours: float = 7 * 24, seed: int = 7,
+    models: Sequence[ScenarioModel] = MODELS,
 ) -> dict[str, pd.DataFrame]:
-    """Every table of the data contract: ``hours`` of traffic before ``end`` (Unix seconds, UTC), 40 days
-    of training history, and ``incidents`` planted."""
+    """Every table of the data contract, plus ``validation_predictions``: ``hours`` of traffic of ``models``
+    before ``end`` (Unix seconds, UTC), 40 days of training history, and ``incidents`` planted (each on one
+    of ``models``)."""
     planted = list(incidents)
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"models named twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    absent = sorted({i.model for i in planted} - set(names))
+    if absent:
+        raise ValueError(f"incidents on models not built: {', '.join(absent)}; name them in models=")
     rng = np.random.default_rng(seed)
     start = end - hours * HOUR
-    preds, labels, replays, runs, feats = [], [], [], [], []
-    for m_index, model in enumerate(MODELS):
+    preds, labels, replays, runs, feats, valid = [], [], [], [], [], []
+    for m_index, model in enumerate(models):
         mine = [i for i in planted if i.model == model.name]
         kinds = {i.kind for i in mine}
 
@@ -205,11 +264,15 @@ def build_frames(
 
         # every draw first, in a fixed order, so that incidents do not move the healthy data
         minutes = np.arange(start, end, 60.0)
+        if model.age is not None:
+            minutes = minutes[minutes >= end - model.age]
         diurnal = 1.0 + 0.5 * np.sin(2 * np.pi * ((minutes % DAY) / DAY - 0.25))
         per_minute = rng.poisson(model.per_minute * diurnal)
         ts = np.repeat(minutes, per_minute) + rng.uniform(0, 60, per_minute.sum())
         n = ts.size
         score = _logit(model.base_rate) + rng.normal(0.0, 0.9, n)
+        if model.weekly:
+            score = score + np.asarray(model.weekly, dtype=float)[_weekdays(ts)]
         noise = rng.normal(0.0, 0.3, n)
         uniform_label = rng.random(n)
         delay = rng.exponential(model.label_delay, n)
@@ -233,6 +296,9 @@ def build_frames(
         segment_rng = np.random.default_rng((seed, m_index, 29))
         placement = _placements(segment_rng.random(n))
         lost_draw = segment_rng.random(n)
+        # the offline validation sample's predictions, per version of the history: their own generator too
+        validation_rng = np.random.default_rng((seed, m_index, 41))
+        validation_scores = _logit(model.base_rate) + validation_rng.normal(0.0, 0.9, (len(history), VALIDATION_ROWS))
 
         # outcomes follow the true propensity; under concept_shift they rise while predictions do not
         true_p = _sigmoid(score + noise + np.where(during("concept_shift", ts), 0.8, 0.0))
@@ -256,6 +322,12 @@ def build_frames(
 
         stale_for = max((i.since for i in mine if i.kind == "stale"), default=None)
         trained = _training_times(end, stale_for)
+        if model.age is not None:
+            # a young model's first version is the one serving at its first request (trained at most a day before)
+            born = [t for t in history if t <= end - model.age]
+            trained = [t for t in trained if not born or t >= born[-1]]
+            if not trained:
+                raise ValueError(f"model {model.name!r} (age {model.age:g} s) has no version left: stale for too long")
         versions = _serving_versions(ts, trained)
         request_id = np.char.add(f"{model.name}-", np.arange(n).astype(str))
         serving = _serving_features(serving_draws, ts, mine, end)
@@ -278,8 +350,9 @@ def build_frames(
             "ts": pd.to_datetime(ts[kept], unit="s"),
         }))
 
-        for d, trained_at in enumerate(trained):
-            latest = d == len(trained) - 1
+        position = {t: d for d, t in enumerate(history)}  # trained is a part of history: index its draws by it
+        for trained_at in trained:
+            d, latest = position[trained_at], trained_at == trained[-1]
             rows = 1_000_000 * (1 + 0.15 * m_index) * (1 + 0.01 * run_noise[d, 0])
             if "rows_shrink" in kinds:
                 rows *= 0.985 ** d
@@ -303,12 +376,17 @@ def build_frames(
                 "device": device,
                 "bid_floor": bid_floor,
             }))
+            valid.append(pd.DataFrame({
+                "model": model.name, "model_version": version_name(trained_at),
+                "prediction": _sigmoid(validation_scores[d]),
+            }))
     return {
         "predictions": pd.concat(preds, ignore_index=True),
         "labels": pd.concat(labels, ignore_index=True),
         "replays": pd.concat(replays, ignore_index=True),
         "training_runs": pd.DataFrame(runs),
         "training_features": pd.concat(feats, ignore_index=True),
+        "validation_predictions": pd.concat(valid, ignore_index=True),
     }
 
 

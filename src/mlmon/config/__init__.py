@@ -21,6 +21,7 @@ from mlmon.config.assets import (
 from mlmon.config.datadog import DatadogConfig
 from mlmon.config.instance import (
     OPTIONAL_COLUMNS,
+    OPTIONAL_TABLES,
     TABLE_COLUMNS,
     TIME_COLUMNS,
     Config,
@@ -53,7 +54,8 @@ from mlmon.config.warehouse import (
 )
 
 __all__ = [
-    "ASSET_IDENTITY_TAG", "DEFAULT_CONFIG_PATH", "IDENTIFIER_RE", "OPTIONAL_COLUMNS", "SQLALCHEMY_DIALECTS",
+    "ASSET_IDENTITY_TAG", "DEFAULT_CONFIG_PATH", "IDENTIFIER_RE", "OPTIONAL_COLUMNS", "OPTIONAL_TABLES",
+    "SQLALCHEMY_DIALECTS",
     "TABLE_COLUMNS", "TIME_COLUMNS",
     "AssetTag", "AssetsConfig", "Config", "ConfigError", "DatadogConfig", "DuckDBWarehouse", "Duration",
     "Identifier", "InitConfig", "Instance", "Jobs", "MemorySize", "MonitorOverride", "MonitorThresholds",

@@ -39,6 +39,8 @@ class Tables(_Frozen):
     replays: Identifier | None = "replays"
     training_runs: Identifier | None = "training_runs"
     training_features: Identifier | None = "training_features"
+    #: the offline validation predictions of each model version: the ``training`` drift reference (optional)
+    validation_predictions: Identifier | None = "validation_predictions"
     #: the serving inputs of the ``serving_features`` job; ``null`` (the default): the columns of ``predictions``
     serving_features: Identifier | None = None
 
@@ -55,8 +57,12 @@ TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
         "model", "model_version", "trained_at", "train_rows", "valid_rows", "valid_logloss", "valid_auc",
     ),
     "training_features": ("model", "model_version"),
+    "validation_predictions": ("model", "model_version", "prediction"),
     "serving_features": ("request_id", "ts", "model", "model_version"),
 }
+
+#: tables a job reads only when they exist (at their default name), and what it does without them
+OPTIONAL_TABLES: Mapping[str, str] = {"validation_predictions": "the predictions job's training drift reference"}
 
 #: columns of the data contract a table may have: ``replays.ts`` (when the replayed request was served)
 #: bounds the reproducibility statement's scan

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from mlmon.config.types import Duration, Identifier, _Frozen
+from mlmon.config.types import Duration, Identifier, _Frozen, parse_duration
 
 TimestampPolicy = Literal["window_end", "send_time"]
+#: ``drift_reference``'s entry for the serving version's offline validation predictions
+TRAINING_REFERENCE = "training"
+
+
+def _reference(value: object) -> float | str:
+    if value == TRAINING_REFERENCE:
+        return TRAINING_REFERENCE
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (or {TRAINING_REFERENCE!r})") from None
+    if seconds <= 0:
+        raise ValueError("a drift reference must be a positive duration")
+    return seconds
+
+
+def _references(value: object) -> object:
+    # one reference (``1d``) or a list tried in order (``[7d, 1d, training]``)
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    return tuple(_reference(v) for v in items)
+
+
+DriftReferences = Annotated[tuple[float | str, ...], BeforeValidator(_references)]
 
 
 class _WindowJob(_Frozen):
@@ -56,18 +79,36 @@ class PredictionsJob(_WindowJob, _Segmented):
     interval: Duration = Field(default=600, ge=1)
     window: Duration = Field(default=600, ge=60)
     lateness: Duration = Field(default=300, ge=0)
-    drift_reference: Duration = Field(default=86400, gt=0)
-    #: PSI and KS are sent only when the window and its reference both hold this many valid rows:
+    #: tried in order, per model and window: the same window that long ago (all versions of the model merged),
+    #: or ``training``, the serving version's offline validation predictions (table ``validation_predictions``);
+    #: the first with ``drift_min_rows`` valid rows (pooled over up to ``drift_max_pool``) is the reference
+    drift_reference: DriftReferences = (7 * 86400.0, 86400.0, TRAINING_REFERENCE)
+    #: the drift metrics are sent only when the window and its reference both hold this many valid rows:
     #: PSI's noise floor is about 9 * (1/n_ref + 1/n_cur), 0.06 at 300 rows, near the alert threshold below
     drift_min_rows: int = Field(default=300, ge=0)
+    #: a window short of ``drift_min_rows`` is compared as the union of itself and the windows just before it
+    #: (same model version), against the same span of the reference, up to this long in all
+    drift_max_pool: Duration = Field(default=3600, gt=0)
     timestamp_policy: TimestampPolicy = "window_end"
     max_windows_per_query: int = Field(default=36, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _reference_multiple(self) -> PredictionsJob:
-        if self.drift_reference % self.window:
-            raise ValueError("drift_reference must be a multiple of window")
+        if not self.drift_reference:
+            raise ValueError("drift_reference lists no reference")
+        if len(set(self.drift_reference)) < len(self.drift_reference):
+            raise ValueError("drift_reference lists a reference more than once")
+        for ref in self.drift_reference:
+            if not isinstance(ref, str) and ref % self.window:
+                raise ValueError(f"drift_reference {ref:g}s is not a multiple of window ({self.window:g}s)")
+        if self.drift_max_pool % self.window:
+            raise ValueError("drift_max_pool must be a multiple of window")
         return self
+
+    @property
+    def drift_offsets(self) -> tuple[float, ...]:
+        """The references that are earlier windows, in seconds, in order."""
+        return tuple(r for r in self.drift_reference if not isinstance(r, str))
 
 
 class QualityJob(_WindowJob, _Segmented):

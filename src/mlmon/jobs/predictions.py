@@ -19,8 +19,10 @@ from mlmon.cardinality import (
     tag_keys,
 )
 from mlmon.config import Instance
+from mlmon.config.jobs import TRAINING_REFERENCE
+from mlmon.jobs.drift import History, resolve
 from mlmon.jobs.segments import choose, choose_new, segment_samples, series_counts
-from mlmon.jobs.spec import JobSpec
+from mlmon.jobs.spec import JobSpec, table_exists
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, WindowOutput, model_tags
 from mlmon.metrics.descriptive import (
     PredictionAggregate,
@@ -29,20 +31,26 @@ from mlmon.metrics.descriptive import (
     describe,
     describe_segment,
 )
-from mlmon.metrics.drift import DRIFT_METRICS, ks_statistic, psi
-from mlmon.metrics.histogram import ScoreHistogram
+from mlmon.metrics.drift import DRIFT_METRICS, DriftSample, drift_values
 from mlmon.samples import CheckStatus, Sample, ServiceCheck, make_tags
 from mlmon.state import MODEL_MEMORY, JobState
 from mlmon.times import iso
 from mlmon.warehouse.cardinality import VersionSeen, fetch_pairs
-from mlmon.warehouse.engines import Engine
+from mlmon.warehouse.engines import Engine, OutOfMemory, QueryError
 from mlmon.warehouse.predictions import GroupKey, fetch_prediction_aggregates
+from mlmon.warehouse.validation import fetch_validation
 
 log = logging.getLogger("mlmon.jobs.predictions")
 
 AVAILABLE_CHECK = "mlmon.predictions.available"
 #: every metric the job emits, per (model, model_version) and window; ``count`` also for expected but silent models
-METRICS = tuple(f"mlmon.prediction.{name}" for name in (*PredictionStats.names(), *DRIFT_METRICS))
+#: how long a drift comparison's sides are (``drift_max_pool``: a window short of ``drift_min_rows`` pools the
+#: windows before it)
+DRIFT_SPAN = "mlmon.prediction.drift_span"
+METRICS = (*(f"mlmon.prediction.{name}" for name in (*PredictionStats.names(), *DRIFT_METRICS)), DRIFT_SPAN)
+#: tagged ``drift_reference`` too: the entry of the config's list each point was compared with
+DRIFT_SERIES = (*(f"mlmon.prediction.{name}" for name in DRIFT_METRICS), DRIFT_SPAN)
+DRIFT_TAGS = ("drift_reference",)
 SEGMENT_PREFIX = "mlmon.segment.prediction."
 #: per (model, model_version, window, segment column, value), with ``segment_by``
 SEGMENT_METRICS = tuple(SEGMENT_PREFIX + name for name in SegmentPredictionStats.names())
@@ -97,44 +105,87 @@ def compute(
     """
     job = instance.jobs.predictions
     width = job.window
-    ref_offset = job.drift_reference
     start, end = windows[0].start, windows[-1].end
     base = make_tags(base_tags)
     day_windows = round(MODEL_MEMORY / width)
-    ref_windows = round(ref_offset / width)
-    known: dict[int, dict[GroupKey, ScoreHistogram]] = memo.setdefault(f"histograms:{lane.key}", {})
-    references = range(windows[0].index - ref_windows, windows[-1].index + 1 - ref_windows)
-    unread = [i for i in references if i not in known]
+    history: History = memo.setdefault(f"history:{lane.key}", History())
+    offsets = [round(r / width) for r in job.drift_offsets]
+    # the statement reads the windows one reference earlier too: the first, or with a state that knows no model
+    # yet (a first run) the nearest, whose models are those expected in the windows (seen the day before)
+    first = (offsets[0] if state.models else min(offsets)) if offsets else 0
+    references = range(windows[0].index - first, windows[-1].index + 1 - first) if offsets else range(0)
+    unread = [i for i in references if i not in history.complete]
     # an empty reference range is the windows' own: nothing more is read
     ref_start, ref_end = ((unread[0] * width, (unread[-1] + 1) * width) if unread else (start, end))
     segments = choose(engine, instance, "predictions", job, windows, state, memo)
     result = fetch_prediction_aggregates(engine, instance, start, end, ref_start, ref_end, width, lane.include,
                                          segments.plan)
     choose_new(engine, instance, "predictions", job, windows, state, result.groups, segments)
+    history.record(_by_tuple(result.groups), [*range(windows[0].index, windows[-1].index + 1),
+                                              *range(round(ref_start / width), round(ref_end / width))])
 
     by_window: dict[int, dict[GroupKey, PredictionAggregate]] = defaultdict(dict)
-    hists: dict[int, dict[GroupKey, ScoreHistogram]] = defaultdict(dict)
     seen: dict[str, set[int]] = defaultdict(set)
     for key, agg in result.groups.items():
         by_window[key.window_index][key] = agg
-        hists[key.window_index][key] = agg.histogram
         seen[key.model].add(key.window_index)
     keys = set(result.groups)
     for index in references:  # what the statement would have read, had it read these references again
-        if index in known and index not in hists:
-            hists[index] = known[index]
-            keys |= set(known[index])
-            for key in known[index]:
-                seen[key.model].add(index)
+        for model, version in history.groups.get(index, {}):
+            keys.add(GroupKey(model, version, index))
+            seen[model].add(index)
 
-    def reference(model: str, index: int) -> ScoreHistogram | None:
-        found = [hist for key, hist in hists.get(index - ref_windows, {}).items() if key.model == model]
-        return ScoreHistogram.merge(found) if found else None
+    fetched = result.rows_fetched + segments.rows_fetched
+    problems = list(segments.problems)
 
-    for window in windows:
-        known[window.index] = dict(hists.get(window.index, {}))
-    for index in [i for i in known if i <= windows[-1].index - ref_windows]:
-        del known[index]  # no later window of this run refers to it
+    def fetch(first: tuple[int, int], second: tuple[int, int], models: Sequence[str]) -> dict[tuple[str, str, int],
+                                                                                              PredictionAggregate]:
+        """The windows of two index ranges; over the engine's memory, each range alone, then by halves."""
+        nonlocal fetched
+        try:
+            more = fetch_prediction_aggregates(engine, instance, first[0] * width, first[1] * width,
+                                               second[0] * width, second[1] * width, width, models)
+        except OutOfMemory:
+            if first != second:
+                return {**fetch(first, first, models), **fetch(second, second, models)}
+            a, b = first
+            if b - a == 1:
+                raise
+            return {**fetch((a, (a + b) // 2), (a, (a + b) // 2), models),
+                    **fetch(((a + b) // 2, b), ((a + b) // 2, b), models)}
+        fetched += more.rows_fetched
+        return _by_tuple(more.groups)
+
+    def read(runs: Sequence[tuple[int, int]], models: Sequence[str]) -> dict[tuple[str, str, int], PredictionAggregate]:
+        out: dict[tuple[str, str, int], PredictionAggregate] = {}
+        for pair in (runs[i:i + 2] for i in range(0, len(runs), 2)):  # the statement reads two ranges
+            out.update(fetch(pair[0], pair[-1], models))
+        return out
+
+    def read_validation(pairs: Sequence[tuple[str, str]]) -> Mapping[tuple[str, str], DriftSample]:
+        nonlocal fetched
+        table = instance.tables.validation_predictions
+        if table is None or memo.get("validation_absent"):
+            return {}
+        try:
+            samples, n = fetch_validation(engine, instance, pairs)
+        except QueryError as exc:
+            if instance.tables.explicit("validation_predictions") or table_exists(engine, table):
+                problems.append(f"instance {instance.name}, table {table}: {exc}; the training drift reference "
+                                "not used")
+            else:  # optional: left at its default name and absent, the entry is skipped
+                log.debug("instance %s: table %s (default name) not found; the training drift reference is "
+                          "skipped", instance.name, table)
+            memo["validation_absent"] = True
+            return {}
+        fetched += n
+        return samples
+
+    wanted = [(k.model, k.model_version, k.window_index) for k, agg in result.groups.items()
+              if windows[0].index <= k.window_index <= windows[-1].index and agg.valid_count > 0]
+    comparisons = resolve(job, width, history, sorted(wanted), read, read_validation)
+    pool = max(1, round(job.drift_max_pool / width))
+    history.forget_before(windows[-1].index + 2 - pool - max(offsets, default=0))
 
     outputs = []
     table = instance.tables.predictions
@@ -144,14 +195,15 @@ def compute(
         present = {key.model for key in groups}
         for key, agg in sorted(groups.items(), key=lambda kv: (kv[0].model, kv[0].model_version)):
             tags = model_tags(base, key.model, key.model_version)
-            values: dict[str, float | None] = dict(describe(agg).values())
-            ref = reference(key.model, window.index)
-            if ref is not None and min(ref.total, agg.histogram.total) >= job.drift_min_rows:
-                values["psi"] = psi(ref, agg.histogram)
-                values["ks_statistic"] = ks_statistic(ref, agg.histogram)
-            for name, value in values.items():
-                if value is not None:
-                    out.samples.append(Sample(f"mlmon.prediction.{name}", float(value), tags, window.end))
+            for name, stat in describe(agg).values().items():
+                out.samples.append(Sample(f"mlmon.prediction.{name}", stat, tags, window.end))
+            comparison = comparisons.get((key.model, key.model_version, window.index))
+            if comparison is not None:
+                drift_tags = make_tags(tags, f"drift_reference:{comparison.label}")
+                for name, value in drift_values(comparison.baseline, comparison.current).items():
+                    if value is not None:
+                        out.samples.append(Sample(f"mlmon.prediction.{name}", value, drift_tags, window.end))
+                out.samples.append(Sample(DRIFT_SPAN, comparison.windows * width, drift_tags, window.end))
             out.models[key.model] = key.model_version
         for skey, sagg in sorted(s for s in result.segments.items() if s[0].window_index == window.index):
             out.samples.extend(segment_samples(SEGMENT_PREFIX, skey, describe_segment(sagg).values(), base,
@@ -175,7 +227,11 @@ def compute(
             )
             out.checks.append(ServiceCheck(AVAILABLE_CHECK, CheckStatus.CRITICAL, check_tags, window.end, message))
         outputs.append(out)
-    return Batch(outputs, result.rows_fetched + segments.rows_fetched, segments.problems)
+    return Batch(outputs, fetched, problems)
+
+
+def _by_tuple(groups: Mapping[GroupKey, PredictionAggregate]) -> dict[tuple[str, str, int], PredictionAggregate]:
+    return {(k.model, k.model_version, k.window_index): agg for k, agg in groups.items()}
 
 
 def _last_version(
@@ -192,17 +248,20 @@ def _last_version(
 
 def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, base: Sequence[str]) -> Counted:
     """Per (model, model_version) with rows in the period: ``count``, ``invalid_count``; with valid rows the
-    other statistics; ``psi`` and ``ks_statistic`` when the model also has valid rows in the drift reference
-    range. Plus one ``count`` series for each expected model (configured, or with rows in the day before the
-    period's end) silent in some window of the period, tagged with the version of its latest row."""
+    other statistics; the drift metrics when the model also has valid rows in the range of the nearest drift
+    reference (or the references are ``training`` only). Plus one ``count`` series for each expected model
+    (configured, or with rows in the day before the period's end) silent in some window of the period, tagged
+    with the version of its latest row."""
     job = instance.jobs.predictions
     (lane,) = lanes(instance)
     windows = first_run.period(now, job, lane)
     start, end = windows[0].start, windows[-1].end
+    # a model is counted as compared when it has rows one nearest offset back (a week-old one has a day-old one)
+    offset = min(job.drift_offsets, default=0.0)
     seen = fetch_pairs(engine, instance, start, end, job.window, day_start=start - DAY,
-                       ref_start=start - job.drift_reference, ref_end=end - job.drift_reference, include=lane.include)
+                       ref_start=start - offset, ref_end=end - offset, include=lane.include)
     active, valid = model_pairs(seen, valid=False), model_pairs(seen, valid=True)
-    referenced = {s.model for s in seen if s.model_referenced}
+    referenced = {s.model for s in seen if s.model_referenced or not job.drift_offsets}
     by_model: dict[str, list[VersionSeen]] = defaultdict(list)
     for s in seen:
         by_model[s.model].append(s)
@@ -221,7 +280,7 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
             counter.add(name, len(counted))
         elif name == "mlmon.prediction.invalid_count":
             counter.add(name, len(active))
-        elif name in ("mlmon.prediction.psi", "mlmon.prediction.ks_statistic"):
+        elif name in DRIFT_SERIES:
             counter.add(name, sum(1 for model, _ in valid if model in referenced))
         else:
             counter.add(name, len(valid))
@@ -231,7 +290,8 @@ def series(engine: Engine, instance: Instance, now: float, first_run: FirstRun, 
         versions[model] += 1
     segment_rows, problems = series_counts(engine, instance, job, windows, versions, SEGMENT_METRICS, base)
     return Counted(
-        counter.rows(lambda _: tag_keys(base, *MODEL_KEYS)) + segment_rows,
+        counter.rows(lambda name: tag_keys(base, *MODEL_KEYS, *(DRIFT_TAGS if name in DRIFT_SERIES else ())))
+        + segment_rows,
         [SeriesCount(AVAILABLE_CHECK, tag_keys(base, "model"), available)],
         [Period(start, end, len(windows))],
         problems,
@@ -248,8 +308,14 @@ def _columns(instance: Instance) -> dict[str, tuple[str, ...]]:
     return {"predictions": instance.jobs.predictions.segment_by} if instance.jobs.predictions.segment_by else {}
 
 
+def _validation_table(instance: Instance) -> tuple[str, ...]:
+    """``validation_predictions`` when ``training`` is a drift reference (optional: absent, the entry is skipped)."""
+    wanted = TRAINING_REFERENCE in instance.jobs.predictions.drift_reference
+    return ("validation_predictions",) if wanted and instance.tables.validation_predictions else ()
+
+
 SPEC = JobSpec(
     name="predictions", tables=("predictions",), metrics=(*METRICS, *SEGMENT_METRICS), series=series,
     window=compute, lanes=lanes, delay_setting="lateness", failure_checks=failure_checks, rows_covered=rows_covered,
-    columns=_columns,
+    columns=_columns, extra_tables=_validation_table,
 )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlmon.config import Instance
+from mlmon.config import OPTIONAL_TABLES, Instance
 from mlmon.jobs.windows import Batch, Lane, RunMemo, Window, no_failure_checks
 from mlmon.samples import Sample, ServiceCheck
 from mlmon.state import JobState
@@ -114,7 +114,9 @@ class JobSpec:
 
     def tables_read(self, instance: Instance) -> list[str]:
         """The physical names of the tables the job reads on ``instance``, in contract order (null ones left out)."""
-        names = (getattr(instance.tables, t) for t in (*self.tables_of(instance), *self.extra_tables(instance)))
+        # an optional table's failure is told apart, by name: a failed statement is not about it
+        names = (getattr(instance.tables, t) for t in (*self.tables_of(instance), *self.extra_tables(instance))
+                 if t not in OPTIONAL_TABLES)
         return [str(n) for n in names if n]
 
     def failure(self, instance: Instance, problem: object) -> str:

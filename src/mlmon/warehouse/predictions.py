@@ -80,15 +80,23 @@ def predictions_cte(
 )"""
 
 
+#: the drift-grid bucket of a valid score ``p`` (:func:`mlmon.metrics.histogram.drift_bucket`), as SQL
+DRIFT_BUCKET = """CASE WHEN p <= 0 THEN 0
+         WHEN p >= 1 THEN $drift_max
+         ELSE LEAST(GREATEST(FLOOR((LN(p / (1 - p)) + $logit_range) * $drift_scale), 0), $drift_max)
+    END"""
+
+
+def drift_params() -> dict[str, Any]:
+    """The bound values of :data:`DRIFT_BUCKET`."""
+    return {"drift_max": DRIFT_BUCKETS - 1, "drift_scale": float(DRIFT_SCALE), "logit_range": float(LOGIT_RANGE)}
+
+
 def _base_ctes(segments: Sequence[int] = ()) -> str:
     return f"""
 WITH {predictions_cte("base", reference=True, segments=segments)},
 valid AS (
-  SELECT model, model_version, w, p,
-    CASE WHEN p <= 0 THEN 0
-         WHEN p >= 1 THEN $drift_max
-         ELSE LEAST(GREATEST(FLOOR((LN(p / (1 - p)) + $logit_range) * $drift_scale), 0), $drift_max)
-    END AS b
+  SELECT model, model_version, w, p, {DRIFT_BUCKET} AS b
   FROM base WHERE ok = 1
 ),
 modes AS (
@@ -421,8 +429,7 @@ def query_params(
     """Bound values for :func:`build_query` (times as UTC datetimes)."""
     return {
         "start": ts_param(start), "end": ts_param(end), "ref_start": ts_param(ref_start),
-        "ref_end": ts_param(ref_end), "window_seconds": int(window),
-        "drift_max": DRIFT_BUCKETS - 1, "drift_scale": float(DRIFT_SCALE), "logit_range": float(LOGIT_RANGE),
+        "ref_end": ts_param(ref_end), "window_seconds": int(window), **drift_params(),
         **model_params(models, ()),
     }
 
