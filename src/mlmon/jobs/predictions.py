@@ -43,10 +43,10 @@ from mlmon.warehouse.validation import fetch_validation
 log = logging.getLogger("mlmon.jobs.predictions")
 
 AVAILABLE_CHECK = "mlmon.predictions.available"
-#: every metric the job emits, per (model, model_version) and window; ``count`` also for expected but silent models
 #: how long a drift comparison's sides are (``drift_max_pool``: a window short of ``drift_min_rows`` pools the
 #: windows before it)
 DRIFT_SPAN = "mlmon.prediction.drift_span"
+#: every metric the job emits, per (model, model_version) and window; ``count`` also for expected but silent models
 METRICS = (*(f"mlmon.prediction.{name}" for name in (*PredictionStats.names(), *DRIFT_METRICS)), DRIFT_SPAN)
 #: tagged ``drift_reference`` too: the entry of the config's list each point was compared with
 DRIFT_SERIES = (*(f"mlmon.prediction.{name}" for name in DRIFT_METRICS), DRIFT_SPAN)
@@ -98,10 +98,11 @@ def compute(
 ) -> Batch:
     """Query one contiguous range of windows and return per-window outputs and rows fetched.
 
-    The statement reads the windows and their drift references, less the references this run computed
-    already as windows of an earlier statement (a catch-up longer than ``drift_reference``): those come
-    from ``memo``, which keeps each computed window's histograms for as long as a later window may
-    refer to it.
+    The statement reads the windows and their first drift reference, less the references this run read
+    already (a catch-up longer than the reference): those come from ``memo``'s :class:`~mlmon.jobs.drift.History`,
+    which keeps every group read for as long as a later window may pool it or refer to it. What the comparisons
+    need beyond that (pooled windows before the range, later references, validation predictions) is read by
+    :func:`~mlmon.jobs.drift.resolve`, for the models that need it.
     """
     job = instance.jobs.predictions
     width = job.window
