@@ -268,6 +268,38 @@ def test_notify_no_data_fires_once_silent_for_no_data_timeframe(silent_for, opti
     assert (result.status, result.fires) == (Status.NO_DATA, fires)
 
 
+@pytest.mark.parametrize("delay", [None, 0, 10800])
+def test_new_group_delay_holds_a_new_group_back(delay) -> None:
+    """With new_group_delay D a group is reported once its first point is D old at the window's end (at less
+    evaluation_delay): a new model's first, partial window (3.0 here) and the hours after it go unjudged, an older
+    group is evaluated as usual. Without it (or 0) a new group is evaluated at once."""
+    lines = [series("cal", [(T0 - 3600, 3.0), (T0, 1.0), (T0 + 3600, 1.0), (T0 + 7200, 1.0)], "model:new"),
+             series("cal", [(T0 - 4 * 3600, 1.0), (T0 - 3600, 1.0)], "model:old")]
+    options = {"evaluation_delay": 600} if delay is None else {"evaluation_delay": 600, "new_group_delay": delay}
+    m = monitor("avg(last_3h):avg:cal{*} by {model} > 1.5", **options)
+    recording = Recording.from_lines(lines)
+    early = {r.group_name: r.status for r in evaluate([m], recording, T0 + 600)}
+    if not delay:
+        assert early == {"model:new": Status.ALERT, "model:old": Status.OK}
+        return
+    assert early == {"model:old": Status.OK}
+    just_before = T0 - 3600 + delay + 600 - 1  # the first point is one second short of D old
+    assert {r.group_name for r in evaluate([m], recording, just_before)} == {"model:old"}
+    first = only([r for r in evaluate([m], recording, just_before + 1) if r.group_name == "model:new"])
+    assert (first.status, first.value) == (Status.OK, 1.0)  # the first point has left the 3-hour window
+    episodes = replay([m], recording, T0, T0 + 4 * 3600, 600)
+    assert [e.group_name for e in episodes] == []
+
+
+def test_new_group_delay_holds_a_new_service_check_group_back() -> None:
+    """A service check group is reported once ``at`` is new_group_delay after its first run."""
+    lines = [check(CRITICAL, T0 - 600, "model:a"), check(CRITICAL, T0, "model:a")]
+    m = monitor(CHECK_QUERY, kind="service check", thresholds={"critical": 2}, new_group_delay=1200)
+    recording = Recording.from_lines(lines)
+    assert evaluate([m], recording, T0) == []
+    assert only(evaluate([m], recording, T0 + 600)).status is Status.ALERT
+
+
 def test_no_data_does_not_fire_without_notify_no_data() -> None:
     """A long-silent group stays a non-firing NO DATA when notify_no_data is false."""
     recording = Recording.from_lines([series("lag", [(T0 - 86400, 5.0)], "instance:x")])
@@ -564,8 +596,9 @@ def test_every_shipped_monitor_can_be_evaluated() -> None:
     for m in monitors:
         expression = parse_monitor_query(m.definition["query"], m.definition["type"]).expression
         for metric in metrics_in(expression) if expression is not None else ():
-            lines.append(series(metric.name, [(T0 - 2000, 1.0)], "model:a", "feature:age", "instance:demo",
-                                "job:predictions"))
+            # first seen hours earlier: older than any monitor's new_group_delay
+            lines.append(series(metric.name, [(T0 - 6 * 3600, 1.0), (T0 - 2000, 1.0)], "model:a", "feature:age",
+                                "instance:demo", "job:predictions"))
     results = evaluate(monitors, Recording.from_lines(lines), T0)
     assert {r.monitor for r in results} == {m.name for m in monitors}
 

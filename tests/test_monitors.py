@@ -51,3 +51,15 @@ def test_monitor_names_only_catalogued_metrics(name: str) -> None:
 
     known = set(catalogue()) | {AVAILABLE_CHECK, CAN_CONNECT_CHECK, JOB_CHECK}
     assert names <= known, sorted(names - known)
+
+
+@pytest.mark.parametrize("name", ["online_miscalibrated", "online_quality_degraded"])
+def test_online_monitors_do_not_judge_a_new_model_on_its_first_windows(name: str) -> None:
+    """A model's first online window is partial (the model, or the agent, started mid-window: a few minutes of
+    traffic, a handful of labels) and would be its 3-hour average alone for an hour: new_group_delay of at least the
+    window keeps it out, so the first judgement averages full windows (measured: monitors/README.md)."""
+    from mlmon.assets.queries import parse_monitor_query
+
+    definition = MONITORS[name]["definition"]
+    window = parse_monitor_query(definition["query"], definition["type"]).window_seconds
+    assert window is not None and definition["options"]["new_group_delay"] >= window

@@ -16,7 +16,8 @@ replays). Planted incidents, by model:
   feature ``bid_floor`` stuck at one value in the latest version (so its healthy serving values are
   skewed against that version's training data once it serves); in placement ``search`` (22 % of its
   traffic) outcomes stopped following the score for a day, from two days to one day before the end
-  (a segment ranked at random while the model as a whole stays within its thresholds).
+  (a segment ranked at random while the model as a whole stays within its thresholds, but for its logloss
+  at night: 1.2-1.3x offline over 3 hours, at ``online_quality_degraded``'s threshold).
 
 The prediction log's ``placement`` column is the demo's ``segment_by`` column (:data:`SEGMENTS`).
 """
@@ -51,6 +52,34 @@ SEGMENTS = {"segment_by": ["placement"]}
 def build_warehouse(path: Path, end: float, days: int = 7) -> dict[str, int]:
     """Write the demo tables into a fresh DuckDB file; returns row counts per table."""
     return write_duckdb(path, build_frames(end, DEMO_INCIDENTS, hours=days * 24))
+
+
+def config(warehouse: Path, state: Path, jsonl: Path, days: int, send: bool = False) -> dict[str, Any]:
+    """The demo's configuration (before :func:`mlmon.config.parse_config`): every job over the ``days`` of the
+    warehouse, into ``jsonl`` (or Datadog's API with ``send``)."""
+    return {
+        "init_config": {
+            "env": "demo",
+            "state_dir": str(state),
+            "datadog": {"transport": "api" if send else "jsonl", "jsonl_path": str(jsonl)},
+        },
+        "instances": [
+            {
+                "name": "demo",
+                "warehouse": {"engine": "duckdb", "path": str(warehouse)},
+                "tags": ["team:ads", "source:mlmon-demo"],
+                "jobs": {
+                    "predictions": {"initial_lookback": f"{days}d", **SEGMENTS},
+                    # conversions arrive within hours: the CVR model's windows mature after a day
+                    "quality": {"initial_lookback": f"{days}d", "label_delay": "1h",
+                                "label_delay_by_model": {"cvr_app": "1d"}, **SEGMENTS},
+                    "reproducibility": {"initial_lookback": f"{days}d"},
+                    "training": {"features": ["age", "device", "bid_floor"]},
+                    "serving_features": {"initial_lookback": f"{days}d", **SERVING_FEATURES},
+                },
+            }
+        ],
+    }
 
 
 # Thresholds the demo summary flags; the shipped monitors carry their own.

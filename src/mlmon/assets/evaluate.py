@@ -5,8 +5,11 @@ A small, stateless model of Datadog's evaluation of the two monitor types mlmon 
 
 Metric monitors (``query alert``, ``metric alert``), ``time_aggr(last_X): expr <comparator> threshold``:
 
-* The window is ``(at - evaluation_delay - X, at - evaluation_delay]`` (``require_full_window`` and
-  ``new_group_delay`` are not modelled: partial windows are evaluated, new groups at once).
+* The window is ``(at - evaluation_delay - X, at - evaluation_delay]`` (``require_full_window`` is not
+  modelled: partial windows are evaluated).
+* ``new_group_delay`` (seconds; Datadog: "time before starting alerting on new groups"): a group is not
+  reported until its first point is that old at the window's end (``at - evaluation_delay``), i.e. until
+  ``new_group_delay`` after the first evaluation that saw it. Absent or 0: new groups are evaluated at once.
 * Scope: ``*`` is everything; ``tag:value`` (``*`` wildcards allowed) keeps series carrying a matching
   tag, ``!tag:value`` drops them; comma-separated terms must all hold.
 * Groups: one per combination of the ``by {...}`` tags' values; a series lacking a group tag falls in
@@ -56,6 +59,7 @@ Service-check monitors, ``"check".over(...).exclude(...).by(...).last(N).count_b
   CRITICAL, else WARN when ``thresholds.warning`` is set and at least that many are WARNING, else OK.
   The value is the number of CRITICAL runs. UNKNOWN runs count toward neither; the ``ok`` and
   ``unknown`` thresholds (recovery, notify on unknown) are not modelled.
+* ``new_group_delay``: a group is not reported until ``at`` is that long after its first run.
 * With ``notify_no_data``, a group whose last run is at least ``no_data_timeframe`` minutes old
   (Datadog's default for service checks: 24 hours) is NO DATA and fires. Without it, the last runs
   decide however old they are. ``evaluation_delay`` does not apply to service checks.
@@ -271,6 +275,7 @@ class _Plan:
     no_data_after: float  # seconds of silence before NO DATA fires
     delay: float = 0.0
     shift: float | None = None  # change/pct_change: seconds back to the past value
+    new_group_delay: float = 0.0  # seconds a group goes unreported after it first appears
 
 
 def _plan(monitor: ShippedMonitor) -> _Plan:
@@ -289,10 +294,12 @@ def _plan(monitor: ShippedMonitor) -> _Plan:
     notify = bool(options.get("notify_no_data", False))
     no_data_minutes = _number(options, "no_data_timeframe", name)
     warning = _number(thresholds, "warning", name, "options.thresholds.")
+    new_group_delay = _number(options, "new_group_delay", name) or 0.0
     if parsed.kind == "service_check":
         critical = _number(thresholds, "critical", name, "options.thresholds.")
         minutes = SERVICE_CHECK_NO_DATA_MINUTES if no_data_minutes is None else no_data_minutes
-        return _Plan(name, parsed, 1.0 if critical is None else critical, warning, ">=", notify, 60.0 * minutes)
+        return _Plan(name, parsed, 1.0 if critical is None else critical, warning, ">=", notify, 60.0 * minutes,
+                     new_group_delay=new_group_delay)
     assert parsed.expression is not None and parsed.threshold is not None and parsed.comparator is not None
     critical = _number(thresholds, "critical", name, "options.thresholds.")
     if critical is not None and critical != parsed.threshold:
@@ -303,7 +310,7 @@ def _plan(monitor: ShippedMonitor) -> _Plan:
     window = float(parsed.window_seconds or 0)
     no_data_after = 2 * window if no_data_minutes is None else 60.0 * no_data_minutes
     return _Plan(name, parsed, parsed.threshold, warning, parsed.comparator, notify, no_data_after,
-                 _number(options, "evaluation_delay", name) or 0.0, shift)
+                 _number(options, "evaluation_delay", name) or 0.0, shift, new_group_delay)
 
 
 def _change_shift(parsed: ParsedQuery, name: str) -> float:
@@ -396,7 +403,7 @@ class _MetricMonitor:
         results = []
         for group, points in self.groups:
             seen = int(np.searchsorted(points.seen, end, side="right"))
-            if seen == 0:
+            if seen == 0 or end - points.seen[0] < plan.new_group_delay:
                 continue
             lo = int(np.searchsorted(points.times, end - self.window, side="right"))
             hi = int(np.searchsorted(points.times, end, side="right"))
@@ -422,7 +429,7 @@ class _CheckMonitor:
         results = []
         for group, times, statuses in self.groups:
             hi = int(np.searchsorted(times, at, side="right"))
-            if hi == 0:
+            if hi == 0 or at - times[0] < plan.new_group_delay:
                 continue
             if plan.notify_no_data and at - times[hi - 1] >= plan.no_data_after:
                 results.append(GroupResult(plan.name, group, Status.NO_DATA, None, True, plan.critical, ">="))
