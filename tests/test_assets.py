@@ -30,7 +30,9 @@ DASHBOARD = {
     ],
 }
 MONITOR = {
-    "version": 1,
+    "version": 2,
+    "created_at": "2026-11-22",
+    "last_updated_at": "2026-12-01",
     "title": "Model stale",
     "description": "The latest trained version is too old.",
     "tags": ["integration:mlmon"],
@@ -111,6 +113,15 @@ def _formula_request(query: str) -> list[dict]:
          "mlmon sends mlmon.job.can_run, mlmon.predictions.available, mlmon.warehouse.can_connect"),
         (lambda d, m: m.pop("title"), f"{MONITOR_FILE}: $: missing required key 'title'"),
         (lambda d, m: m.update(version="1"), f"{MONITOR_FILE}: $.version: expected an integer, got a string"),
+        (lambda d, m: m.update(version=1), f"{MONITOR_FILE}: $.version: 1 is not the current recommended-monitor "
+                                            "version; expected 2 (with created_at and last_updated_at)"),
+        (lambda d, m: m.pop("created_at"), f"{MONITOR_FILE}: $: missing required key 'created_at'"),
+        (lambda d, m: m.update(last_updated_at="2026-12-32"),
+         f"{MONITOR_FILE}: $.last_updated_at: '2026-12-32' is not a date; expected YYYY-MM-DD"),
+        (lambda d, m: m.update(created_at="20261122"),
+         f"{MONITOR_FILE}: $.created_at: '20261122' is not a date; expected YYYY-MM-DD"),
+        (lambda d, m: m.update(created_at="2026-12-02"),
+         f"{MONITOR_FILE}: $.last_updated_at: 2026-12-01 is before created_at 2026-12-02"),
         (lambda d, m: m["definition"].pop("query"), f"{MONITOR_FILE}: $.definition: missing required key 'query'"),
         (lambda d, m: m["definition"].update(id=123),
          f"{MONITOR_FILE}: $.definition.id: read-only key (Datadog sets it; leave it out of the payload)"),
@@ -122,7 +133,8 @@ def _formula_request(query: str) -> list[dict]:
     ],
     ids=["widget-type", "unknown-option", "enum", "no-comparator", "unbalanced-braces", "uncatalogued-metric",
          "uncatalogued-formula-metric", "unknown-service-check", "missing-wrapper-key", "wrapper-type",
-         "missing-required-key", "read-only-key", "value-type", "library-validation"],
+         "wrapper-version-1", "wrapper-no-created-at", "wrapper-bad-date", "wrapper-compact-date",
+         "wrapper-updated-before-created", "missing-required-key", "read-only-key", "value-type", "library-validation"],
 )
 def test_planted_error_is_reported_with_file_and_path(tmp_path, change, problem) -> None:
     """Each planted error yields exactly one problem naming the file, the JSON path and the fault."""
@@ -131,7 +143,7 @@ def test_planted_error_is_reported_with_file_and_path(tmp_path, change, problem)
 
 def test_invalid_json_names_file_and_line(assets) -> None:
     """A file that is not JSON is reported with its line and column."""
-    (assets / MONITOR_FILE).write_text('{\n  "version": 1,\n}\n')
+    (assets / MONITOR_FILE).write_text('{\n  "version": 2,\n}\n')
     assert validate_assets(assets) == [
         f"{MONITOR_FILE}: line 3, column 1: invalid JSON: Expecting property name enclosed in double quotes"]
 
@@ -147,7 +159,8 @@ def test_every_problem_is_reported_not_only_the_first(tmp_path) -> None:
     assert planted(tmp_path, change) == [
         f"{DASHBOARD_FILE}: $.widgets[0].definition.title_align: 'middle' is not an allowed value; "
         "expected one of 'center', 'left', 'right'",
-        f"{MONITOR_FILE}: $.extra: unknown key; the wrapper has version, title, description, tags, definition",
+        f"{MONITOR_FILE}: $.extra: unknown key; the wrapper has version, created_at, last_updated_at, title, "
+        "description, tags, definition",
         f"{MONITOR_FILE}: $.definition.options.renotify_interval: expected an integer, got a string",
     ]
 

@@ -1,7 +1,8 @@
 """``mlmon assets validate``: the shipped dashboards and monitors, held to Datadog's API and to the catalogue.
 
 ``dashboards/*.json`` are ``/api/v1/dashboard`` payloads (the client's ``Dashboard`` model);
-``monitors/*.json`` are recommended-monitor wrappers whose ``definition`` is a ``/api/v1/monitor``
+``monitors/*.json`` are recommended-monitor wrappers (version 2: ``version``, ``created_at``,
+``last_updated_at``, ``title``, ``description``, ``tags``) whose ``definition`` is a ``/api/v1/monitor``
 payload (``Monitor``). Monitor queries and dashboard metric queries are parsed, and every ``mlmon.``
 metric or service check they name must be one the agent sends: metrics from ``metadata.csv``,
 service checks from :data:`SERVICE_CHECKS`. Each problem reads ``<file>: <JSON path>: <problem>``.
@@ -10,7 +11,9 @@ service checks from :data:`SERVICE_CHECKS`. Each problem reads ``<file>: <JSON p
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,12 +32,20 @@ from mlmon.assets.syntax import QueryError, metrics_in
 from mlmon.shipped import CATALOGUE
 
 METRIC_PREFIX = "mlmon."
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ASSET_DIRS = ("dashboards", "monitors")
 #: the service checks the agent sends (the catalogue of metrics is metadata.csv)
 SERVICE_CHECKS = frozenset({"mlmon.warehouse.can_connect", "mlmon.job.can_run", "mlmon.predictions.available"})
+#: the recommended-monitor wrapper's version: Datadog's current one, which integrations-core's monitors use
+#: and "Export as recommended monitor" writes (version 1 had no dates)
+WRAPPER_VERSION = 2
+#: the wrapper keys that hold a date, ``YYYY-MM-DD``
+WRAPPER_DATES = ("created_at", "last_updated_at")
 #: the recommended-monitor wrapper: key -> (JSON type, how a message names it)
 WRAPPER_KEYS: Mapping[str, tuple[type, str]] = {
     "version": (int, "an integer"),
+    "created_at": (str, "a date string"),
+    "last_updated_at": (str, "a date string"),
     "title": (str, "a string"),
     "description": (str, "a string"),
     "tags": (list, "a list of strings"),
@@ -101,11 +112,45 @@ def _validate_monitor(document: Any, catalogue: frozenset[str] | None) -> list[s
             problems.extend(f"$.tags[{i}]: expected a string, got {kind_of(tag)}"
                             for i, tag in enumerate(value) if not isinstance(tag, str))
     problems.extend(f"$: missing required key {key!r}" for key in WRAPPER_KEYS if key not in document)
+    problems.extend(_wrapper_value_problems(document))
     definition = document.get("definition")
     if isinstance(definition, dict):
         problems.extend(check_model(definition, Monitor, "$.definition"))
         problems.extend(_monitor_query_problems(definition, catalogue))
     return problems
+
+
+def _wrapper_value_problems(document: dict[str, Any]) -> list[str]:
+    """The wrapper's version is :data:`WRAPPER_VERSION`; its dates are ``YYYY-MM-DD`` and not updated before
+    created (keys of the wrong type are already reported)."""
+    problems = []
+    version = document.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version != WRAPPER_VERSION:
+        problems.append(f"$.version: {version} is not the current recommended-monitor version; expected "
+                        f"{WRAPPER_VERSION} (with {' and '.join(WRAPPER_DATES)})")
+    dates: dict[str, dt.date] = {}
+    for key in WRAPPER_DATES:
+        value = document.get(key)
+        if isinstance(value, str):
+            date = _date(value)
+            if date is None:
+                problems.append(f"$.{key}: {value!r} is not a date; expected YYYY-MM-DD")
+            else:
+                dates[key] = date
+    if len(dates) == len(WRAPPER_DATES) and dates["last_updated_at"] < dates["created_at"]:
+        problems.append(f"$.last_updated_at: {document['last_updated_at']} is before created_at "
+                        f"{document['created_at']}")
+    return problems
+
+
+def _date(text: str) -> dt.date | None:
+    """``YYYY-MM-DD`` as a date, else None (``fromisoformat`` alone also takes ``20261201`` from Python 3.11)."""
+    if not _DATE_RE.fullmatch(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:  # 2026-02-30
+        return None
 
 
 def _monitor_query_problems(definition: dict[str, Any], catalogue: frozenset[str] | None) -> list[str]:
