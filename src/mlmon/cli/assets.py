@@ -1,13 +1,18 @@
-"""``mlmon assets validate|sync|evaluate|path``: the dashboards and monitors shipped with mlmon."""
+"""``mlmon assets validate|sync|export|evaluate|path``: the dashboards and monitors shipped with mlmon."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlmon.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from mlmon.cli.opening import _load, _secrets
+
+if TYPE_CHECKING:
+    from mlmon.assets.sync import Asset
+    from mlmon.config import Config
 
 
 def _assets_root(args: argparse.Namespace) -> Path | None:
@@ -23,6 +28,24 @@ def _assets_root(args: argparse.Namespace) -> Path | None:
         print(f"mlmon: --root {root}: no dashboards/ or monitors/ directory", file=sys.stderr)
         return None
     return root
+
+
+def _desired_assets(args: argparse.Namespace, config: Config, doing: str) -> list[Asset] | int:
+    """The assets under --root with the config's overrides applied, as sync sends them; or, having said
+    why on stderr, the exit code (the files must pass mlmon assets validate first)."""
+    from mlmon.assets import validate_assets
+    from mlmon.assets.sync import desired_assets
+
+    root = _assets_root(args)
+    if root is None:
+        return EXIT_USAGE
+    problems = validate_assets(root)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"mlmon: not {doing}: {len(problems)} problem(s) (see mlmon assets validate)", file=sys.stderr)
+        return EXIT_FAILURE
+    return desired_assets(root, config.init_config.assets, str(args.config))
 
 
 def cmd_assets_path(args: argparse.Namespace) -> int:
@@ -62,8 +85,7 @@ def cmd_assets_validate(args: argparse.Namespace) -> int:
 
 def cmd_assets_sync(args: argparse.Namespace) -> int:
     """Create or update the dashboards and monitors under --root in the Datadog account (--dry-run: plan only)."""
-    from mlmon.assets import validate_assets
-    from mlmon.assets.sync import DatadogAssetsApi, SyncError, apply, compute_changes, desired_assets, summary
+    from mlmon.assets.sync import DatadogAssetsApi, SyncError, apply, compute_changes, summary
     from mlmon.logs import SecretFilter
 
     config = _load(args)
@@ -75,16 +97,9 @@ def cmd_assets_sync(args: argparse.Namespace) -> int:
                    else "application key: set init_config.datadog.app_key or DD_APP_KEY")
         print(f"mlmon: assets sync needs a Datadog {missing}", file=sys.stderr)
         return EXIT_USAGE
-    root = _assets_root(args)
-    if root is None:
-        return EXIT_USAGE
-    problems = validate_assets(root)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"mlmon: not syncing: {len(problems)} problem(s) (see mlmon assets validate)", file=sys.stderr)
-        return EXIT_FAILURE
-    assets = desired_assets(root, config.init_config.assets, str(args.config))
+    assets = _desired_assets(args, config, "syncing")
+    if isinstance(assets, int):
+        return assets
     api = DatadogAssetsApi(api_key, app_key, datadog.resolved_api_host(), datadog.timeout)
     try:
         changes = compute_changes(assets, api)
@@ -96,6 +111,37 @@ def cmd_assets_sync(args: argparse.Namespace) -> int:
         print(scrub(f"mlmon: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
     print(summary(changes, args.dry_run))
+    return EXIT_OK
+
+
+def cmd_assets_export(args: argparse.Namespace) -> int:
+    """Write the dashboards and monitors under --root, as sync would send them for --config, as Terraform
+    JSON files in --out."""
+    from mlmon.assets.terraform import ASSETS_FILE, RESOURCE_TYPES, ExportError, write_terraform
+
+    config = _load(args)
+    assets = _desired_assets(args, config, "exporting")
+    if isinstance(assets, int):
+        return assets
+    try:
+        written = write_terraform(args.out, assets)
+    except ExportError as exc:
+        print(f"mlmon: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else args.out
+        print(f"mlmon: --out {args.out}: cannot write {where} ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_FAILURE
+    for path in written:
+        if path.name != ASSETS_FILE:
+            print(f"wrote {path}")
+            continue
+        counts = ", ".join(f"{sum(a.kind == kind and a.payload is not None for a in assets)} {resource}"
+                           for kind, resource in RESOURCE_TYPES.items())
+        print(f"wrote {path}: {counts}")
+    for asset in assets:
+        if asset.payload is None:
+            print(f"left out {asset.kind} {asset.file} (enabled: false in config)")
     return EXIT_OK
 
 
