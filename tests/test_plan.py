@@ -217,7 +217,7 @@ def test_cli_prints_totals_per_job_and_overall(duckdb_warehouse, tmp_path, capsy
     assert main(["plan", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     reference = emitted(parse_config(yaml.safe_load(cfg.read_text())), NOW, tmp_path / "agent")
-    job_totals = [int(line.split()[-1].replace(",", "")) for line in out.splitlines()
+    job_totals = [int(line.split()[2].replace(",", "")) for line in out.splitlines()  # job total N ~$X/month
                   if line.strip().startswith("job total")]
     assert job_totals == [sum(reference[j].values()) for j in ("predictions", "quality", "reproducibility", "training")]
     assert f"total: {sum(job_totals):,} custom-metric series in 1 instance(s)" in out

@@ -31,6 +31,12 @@ columns drop their metric, two values sanitized to the same ``value`` tag share 
 Service checks (``mlmon.warehouse.can_connect``, ``mlmon.job.can_run``, ``mlmon.predictions.available``) are
 listed apart: Datadog does not bill them as custom metrics.
 
+**Cost.** Each count comes with an estimate of what it costs per month: series / 100 *
+``init_config.custom_metric_price`` (US dollars per 100 custom metrics per month, default Datadog's list
+price, $5). An estimate only: Datadog bills the hourly average of distinct series over the month (a
+series that reports in some hours only costs less), each host includes an allotment of custom metrics
+(100 on Pro, 200 on Enterprise) that the estimate does not subtract, and contracts differ.
+
 A job whose table is not configured, or left at its default name and absent, is skipped, as
 ``mlmon run`` does. An unreachable warehouse or a failing statement (a table named in the config
 that does not exist, a missing column) is an error naming the instance and table; the other jobs
@@ -46,6 +52,7 @@ from typing import Any, Literal
 
 from mlmon.cardinality import FirstRun, Period, SeriesCount, tag_keys
 from mlmon.config import Config, Instance
+from mlmon.config.instance import DEFAULT_CUSTOM_METRIC_PRICE
 from mlmon.jobs import JOBS, JobSpec
 from mlmon.jobs.spec import absent_default_table
 from mlmon.runner import AGENT_METRICS, CAN_CONNECT_CHECK, JOB_CHECK
@@ -68,11 +75,18 @@ class JobPlan:
     message: str = ""
     #: ``init_config.series_cap``: a job whose total reaches it would have series left unsent in its first run
     series_cap: int | None = None
+    #: ``init_config.custom_metric_price``: US dollars per 100 custom metrics per month
+    custom_metric_price: float = DEFAULT_CUSTOM_METRIC_PRICE
 
     @property
     def total(self) -> int:
         """Custom-metric series of the job."""
         return sum(m.series for m in self.metrics)
+
+    @property
+    def monthly_cost(self) -> float:
+        """Estimated US dollars per month of the job's series (see the module's **Cost**)."""
+        return monthly_cost(self.total, self.custom_metric_price)
 
     @property
     def over_cap(self) -> bool:
@@ -88,6 +102,8 @@ class InstancePlan:
     engine: str
     jobs: list[JobPlan] = field(default_factory=list)
     checks: list[SeriesCount] = field(default_factory=list)
+    #: ``init_config.custom_metric_price``: US dollars per 100 custom metrics per month
+    custom_metric_price: float = DEFAULT_CUSTOM_METRIC_PRICE
 
     @property
     def total(self) -> int:
@@ -95,9 +111,19 @@ class InstancePlan:
         return sum(j.total for j in self.jobs)
 
     @property
+    def monthly_cost(self) -> float:
+        """Estimated US dollars per month of the instance's series."""
+        return monthly_cost(self.total, self.custom_metric_price)
+
+    @property
     def errors(self) -> list[str]:
         """Distinct error messages of the instance's jobs, in job order."""
         return list(dict.fromkeys(j.message for j in self.jobs if j.status == "error"))
+
+
+def monthly_cost(series: int, price: float) -> float:
+    """Estimated US dollars per month of ``series`` custom metrics at ``price`` per 100 per month."""
+    return series * price / 100
 
 
 def _agent_rows(job: str, base: Sequence[str], *, lag: bool) -> list[SeriesCount]:
@@ -138,7 +164,8 @@ def plan_instance(
     base = config.base_tags(instance)
     # the configured sink's horizon bounds a first run, as in the agent
     first_run = FirstRun(lookback, config.init_config.datadog.horizon)
-    plan = InstancePlan(instance.name, instance.warehouse.engine)
+    price = config.init_config.custom_metric_price
+    plan = InstancePlan(instance.name, instance.warehouse.engine, custom_metric_price=price)
     engine: Engine | None = None
     unreachable = ""
     opened = False
@@ -146,7 +173,8 @@ def plan_instance(
         for job, spec in JOBS.items():
             runs, why = spec.runnable(instance)
             if not runs:
-                plan.jobs.append(JobPlan(job, "disabled" if why == "enabled: false" else "skipped", message=why))
+                plan.jobs.append(JobPlan(job, "disabled" if why == "enabled: false" else "skipped", message=why,
+                                         custom_metric_price=price))
                 continue
             if not opened:
                 opened = True
@@ -156,6 +184,7 @@ def plan_instance(
                     unreachable = f"instance {instance.name}: {exc}"
             job_plan = _plan_job(engine, unreachable, instance, spec, now, first_run, base)
             job_plan.series_cap = config.init_config.series_cap
+            job_plan.custom_metric_price = price
             if engine is not None and job_plan.status != "skipped":
                 job_plan.checks.append(SeriesCount(JOB_CHECK, tag_keys(base, "instance", "job"), 1))
             plan.jobs.append(job_plan)
@@ -183,18 +212,22 @@ def to_dict(plans: Sequence[InstancePlan]) -> dict[str, Any]:
     def job(j: JobPlan) -> dict[str, Any]:
         return {
             "job": j.job, "status": j.status, "message": j.message or None, "total_series": j.total,
-            "over_series_cap": j.over_cap,
+            "estimated_monthly_cost_usd": j.monthly_cost, "over_series_cap": j.over_cap,
             "periods": [{"start": iso(p.start), "end": iso(p.end), "windows": p.windows} for p in j.periods],
             "metrics": [asdict(m) for m in j.metrics], "service_checks": [asdict(c) for c in j.checks],
         }
 
     instances = [
-        {"instance": p.instance, "engine": p.engine, "total_series": p.total, "errors": p.errors,
+        {"instance": p.instance, "engine": p.engine, "total_series": p.total,
+         "estimated_monthly_cost_usd": p.monthly_cost, "errors": p.errors,
          "jobs": [job(j) for j in p.jobs], "service_checks": [asdict(c) for c in p.checks]}
         for p in plans
     ]
     return {
         "total_series": sum(p.total for p in plans),
+        # an estimate (the module's **Cost**): series / 100 x the price, before any per-host allotment
+        "estimated_monthly_cost_usd": _total_cost(plans),
+        "custom_metric_price_usd_per_100_per_month": _price(plans),
         "service_check_series": _check_series(plans),
         "errors": [e for p in plans for e in p.errors],
         "instances": instances,
@@ -204,6 +237,29 @@ def to_dict(plans: Sequence[InstancePlan]) -> dict[str, Any]:
 def format_json(plans: Sequence[InstancePlan]) -> str:
     """The plan as one JSON document."""
     return json.dumps(to_dict(plans), indent=2)
+
+
+def _price(plans: Sequence[InstancePlan]) -> float:
+    """The price the plans were costed at (one config: one price)."""
+    return plans[0].custom_metric_price if plans else DEFAULT_CUSTOM_METRIC_PRICE
+
+
+def _total_cost(plans: Sequence[InstancePlan]) -> float:
+    return monthly_cost(sum(p.total for p in plans), _price(plans))
+
+
+def _dollars(amount: float) -> str:
+    """``$1,234.50``: an amount in US dollars, to the cent."""
+    return f"${amount:,.2f}"
+
+
+def _cost_text(amount: float) -> str:
+    return f"~{_dollars(amount)}/month"
+
+
+def _price_text(price: float) -> str:
+    """``$5`` or ``$7.5``: the price as configured, without trailing zeros."""
+    return "$" + f"{price:,f}".rstrip("0").rstrip(".")
 
 
 def _check_series(plans: Sequence[InstancePlan]) -> int:
@@ -238,7 +294,8 @@ def format_text(plans: Sequence[InstancePlan]) -> str:
             for m in j.metrics:
                 lines.append(f"    {m.name:<{name_w}}  {', '.join(m.tag_keys):<{keys_w}}  {m.series:>8,}")
             incomplete = " (incomplete: see ERROR)" if j.status == "error" else ""
-            lines.append(f"    {'job total':<{name_w}}  {'':<{keys_w}}  {j.total:>8,}{incomplete}")
+            lines.append(f"    {'job total':<{name_w}}  {'':<{keys_w}}  {j.total:>8,}  {_cost_text(j.monthly_cost)}"
+                         f"{incomplete}")
             if j.over_cap:
                 lines.append(f"    WARNING more than init_config.series_cap ({j.series_cap:,}) series: a run sends the "
                              "first ones only and counts the rest in mlmon.agent.series_capped; look for a tag with "
@@ -247,13 +304,19 @@ def format_text(plans: Sequence[InstancePlan]) -> str:
                 lines.append(f"    service check {c.name} ({', '.join(c.tag_keys)}): {c.series:,} series, "
                              "not billed as custom metrics")
         checks = ", ".join(f"{c.name} {c.series:,}" for c in p.checks)
-        lines.append(f"  instance {p.instance} total: {p.total:,} custom-metric series"
+        lines.append(f"  instance {p.instance} total: {p.total:,} custom-metric series ({_cost_text(p.monthly_cost)})"
                      + (f"; service check {checks}" if checks else ""))
         lines.append("")
     errors = sum(len(p.errors) for p in plans)
     lines.append(
-        f"total: {sum(p.total for p in plans):,} custom-metric series in {len(plans)} instance(s) "
-        f"(Datadog bills each distinct metric name and tag set per hour); {_check_series(plans):,} service-check "
-        f"series, not billed as custom metrics" + (f"; {errors} error(s)" if errors else "")
+        f"total: {sum(p.total for p in plans):,} custom-metric series in {len(plans)} instance(s), "
+        f"{_cost_text(_total_cost(plans))} (Datadog bills each distinct metric name and tag set per hour); "
+        f"{_check_series(plans):,} service-check series, not billed as custom metrics"
+        + (f"; {errors} error(s)" if errors else "")
+    )
+    lines.append(
+        f"cost estimated at {_price_text(_price(plans))} per 100 custom metrics per month "
+        "(init_config.custom_metric_price), an estimate only: Datadog bills the hourly average of distinct series "
+        "over the month and includes an allotment of custom metrics per host, not subtracted here"
     )
     return "\n".join(lines)

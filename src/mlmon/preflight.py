@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from sqlglot import exp
 
@@ -202,14 +203,43 @@ def check_state_dir(config: Config, say: Callable[[str], object]) -> list[str]:
     return []
 
 
-def preflight(config: Config, say: Callable[[str], object], now: float | None = None) -> list[str]:
+Say = Callable[[str], object]
+
+
+def _sections(config: Config, now: float | None) -> list[tuple[str, str | None, Callable[[Say], list[str]]]]:
+    """The checks in the order they run: (section, instance name or None, the check given its ``say``)."""
+
+    def instance_check(instance: Instance) -> Callable[[Say], list[str]]:
+        return lambda say: check_instance(instance, say, now=now)
+
+    return [*((f"instance {i.name}", i.name, instance_check(i)) for i in config.instances),
+            ("datadog", None, lambda say: check_datadog(config, say)),
+            ("state_dir", None, lambda say: check_state_dir(config, say))]
+
+
+def preflight(config: Config, say: Say, now: float | None = None) -> list[str]:
     """Run every check, print progress and warnings with ``say`` and each problem as found; return the
     problems (warnings are not problems)."""
     problems: list[str] = []
-    for instance in config.instances:
-        problems += check_instance(instance, say, now=now)
-    problems += check_datadog(config, say)
-    problems += check_state_dir(config, say)
+    for _, _, run in _sections(config, now):
+        problems += run(say)
     for p in problems:
         say(f"PROBLEM {p}")
     return problems
+
+
+def preflight_report(config: Config, now: float | None = None) -> dict[str, Any]:
+    """The same checks as :func:`preflight`, as JSON data (``mlmon check --format json``): ``ok`` (no problem),
+    every ``problems``, ``warnings`` (the ``WARNING`` lines, without the word) and ``notes`` (the other lines),
+    and the same per section in ``sections``: one per instance (``section`` ``instance <name>``, ``instance``
+    its name), then ``datadog`` and ``state_dir``. Warnings leave ``ok`` true, as they leave the exit code."""
+    sections: list[dict[str, Any]] = []
+    for name, instance, run in _sections(config, now):
+        lines: list[str] = []
+        problems = run(lines.append)
+        warnings = [line.removeprefix("WARNING ") for line in lines if line.startswith("WARNING ")]
+        notes = [line for line in lines if not line.startswith("WARNING ")]
+        sections.append({"section": name, **({"instance": instance} if instance else {}), "ok": not problems,
+                         "problems": problems, "warnings": warnings, "notes": notes})
+    every = {key: [item for s in sections for item in s[key]] for key in ("problems", "warnings", "notes")}
+    return {"ok": not every["problems"], **every, "sections": sections}

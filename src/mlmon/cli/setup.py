@@ -5,24 +5,41 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlmon.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from mlmon.cli.opening import _load
+from mlmon.cli.opening import _load, _secrets
 from mlmon.config import DEFAULT_CONFIG_PATH, ConfigError
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Check config, warehouse connectivity, tables and columns, and the Datadog key; report every problem."""
-    from mlmon.preflight import preflight
+    """Check config, warehouse connectivity, tables and columns, and the Datadog key; report every problem.
+
+    ``--format json``: one JSON document on stdout (:func:`mlmon.preflight.preflight_report`), the same exit
+    code. Every printed string, text or JSON, goes through the log's scrubber (the config's keys and passwords,
+    any URL's ``user:password@``), behind the engines' and sinks' own scrubbing of their messages."""
+    from mlmon.logs import SecretFilter
+    from mlmon.preflight import preflight, preflight_report
 
     config = _load(args)
+    scrub = SecretFilter(_secrets(config)).scrub
+    if args.format == "json":
+        import json
+
+        report = _scrubbed(preflight_report(config), scrub)
+        print(json.dumps(report, indent=2))
+        if report["problems"]:
+            print(f"{len(report['problems'])} problem(s) found", file=sys.stderr)
+            return EXIT_FAILURE
+        return EXIT_OK
     warnings = 0
 
     def say(line: str) -> None:
         nonlocal warnings
         warnings += line.startswith("WARNING")
-        print(line)
+        print(scrub(line))
 
     problems = preflight(config, say)
     if problems:
@@ -30,6 +47,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     print("all checks passed" + (f", with {warnings} warning(s) above" if warnings else ""))
     return EXIT_OK
+
+
+def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
+    """``value`` (JSON data) with ``scrub`` applied to every string in it."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, scrub) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item, scrub) for item in value]
+    return value
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from mlmon.config.assets import AssetsConfig
 from mlmon.config.datadog import DatadogConfig
 from mlmon.config.jobs import Jobs
 from mlmon.config.types import Identifier, OptionalStr, _Frozen
 from mlmon.config.warehouse import Warehouse
+
+#: Datadog's list price for custom metrics beyond the allotment, in US dollars per 100 custom metrics per month:
+#: $5 (https://www.datadoghq.com/pricing/list/, "Custom Metrics"). Pro and Enterprise differ in the allotment each
+#: host includes (100 custom metrics per host on Pro, 200 on Enterprise; https://www.datadoghq.com/pricing/), not
+#: in this price: mlmon takes the plain list price for additional custom metrics and subtracts no allotment.
+#: How the count is billed (the hourly average of distinct series over the month):
+#: https://docs.datadoghq.com/account_management/billing/custom_metrics/
+DEFAULT_CUSTOM_METRIC_PRICE = 5.0
+
+
+def _price(value: object) -> object:
+    """A price is a number: YAML's ``true`` would otherwise read as 1.0."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of US dollars per 100 custom metrics per month, such as 5, got {value!r}")
+    return value
+
+
+#: a non-negative finite number of US dollars (a string of one, as ``${VAR}`` expands, is read as the number)
+Price = Annotated[float, BeforeValidator(_price), Field(ge=0, allow_inf_nan=False)]
 
 
 class InitConfig(_Frozen):
@@ -23,6 +43,8 @@ class InitConfig(_Frozen):
     #: counted in ``mlmon.agent.series_capped`` and told in one WARNING (5 000 model versions in an hour once made
     #: 140 000 series in one run); ``mlmon plan`` flags a job whose first run would reach it
     series_cap: int = Field(default=50_000, ge=1)
+    #: US dollars per 100 custom metrics per month: ``mlmon plan`` estimates each job's monthly cost from it
+    custom_metric_price: Price = DEFAULT_CUSTOM_METRIC_PRICE
     datadog: DatadogConfig = DatadogConfig()
     assets: AssetsConfig = AssetsConfig()
 
