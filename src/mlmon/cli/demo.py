@@ -33,32 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     counts = demo.build_warehouse(warehouse, end, days=args.days)
     print(f"demo warehouse {warehouse}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    config = parse_config(
-        {
-            "init_config": {
-                "env": "demo",
-                "state_dir": str(state),
-                "datadog": {"transport": "api" if args.send else "jsonl", "jsonl_path": str(jsonl)},
-            },
-            "instances": [
-                {
-                    "name": "demo",
-                    "warehouse": {"engine": "duckdb", "path": str(warehouse)},
-                    "tags": ["team:ads", "source:mlmon-demo"],
-                    "jobs": {
-                        "predictions": {"initial_lookback": f"{args.days}d", **demo.SEGMENTS},
-                        # conversions arrive within hours: the CVR model's windows mature after a day
-                        "quality": {"initial_lookback": f"{args.days}d", "label_delay": "1h",
-                                    "label_delay_by_model": {"cvr_app": "1d"}, **demo.SEGMENTS},
-                        "reproducibility": {"initial_lookback": f"{args.days}d"},
-                        "training": {"features": ["age", "device", "bid_floor"]},
-                        "serving_features": {"initial_lookback": f"{args.days}d", **demo.SERVING_FEATURES},
-                    },
-                }
-            ],
-        },
-        "mlmon demo",
-    )
+    config = parse_config(demo.config(warehouse, state, jsonl, args.days, send=args.send), "mlmon demo")
     configure_logging(args.log_level, _secrets(config))
     try:
         sink = make_sink(config.init_config.datadog)
@@ -94,6 +69,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{r.errors} error(s) in {time.perf_counter() - started:.1f}s")
         for message in r.messages:
             print(f"  error: {message}")
+    if not args.send:
+        print(_demo_report(jsonl, directory / "report.html"))
     return EXIT_FAILURE if any(r.errors for r in reports) else EXIT_OK
 
 
@@ -121,3 +98,22 @@ def _demo_monitors(jsonl: Path) -> str:
     firing = sorted({(r.monitor, r.group_name) for r in evaluate(monitors, recording, recording.end) if r.fires})
     lines.append(f"firing at the end: {', '.join(f'{m} ({g})' for m, g in firing) or 'none'}")
     return "\n".join(lines)
+
+
+def _demo_report(jsonl: Path, out: Path) -> str:
+    """Write ``mlmon report`` of the demo's metrics next to them; the line saying where (or why not)."""
+    from mlmon.assets.evaluate import load_monitors
+    from mlmon.html_report import INSTALL_HINT, MissingExtra, ReportError, require_matplotlib, write_report
+    from mlmon.shipped import shipped_root
+
+    try:
+        require_matplotlib()
+    except MissingExtra:
+        out.unlink(missing_ok=True)  # not an earlier run's report beside this run's metrics
+        return f"report: not written, matplotlib is not installed ({INSTALL_HINT}, then mlmon demo again)"
+    try:
+        report = write_report(jsonl, out, load_monitors(shipped_root()))
+    except (ReportError, FileNotFoundError, OSError, ValueError) as exc:
+        return f"report: not written: {exc}"
+    models, episodes = len(report.models), len(report.episodes)
+    return f"report: {out} ({models} model(s), {episodes} monitor episode(s); open it in a browser)"

@@ -8,6 +8,7 @@ from pathlib import Path
 from mlmon import __version__
 from mlmon.cli.assets import cmd_assets_evaluate, cmd_assets_path, cmd_assets_sync, cmd_assets_validate
 from mlmon.cli.demo import cmd_demo
+from mlmon.cli.report import cmd_report
 from mlmon.cli.run import cmd_backfill, cmd_run
 from mlmon.cli.setup import cmd_check, cmd_init, cmd_plan
 from mlmon.config import DEFAULT_CONFIG_PATH, Jobs
@@ -69,10 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("check", parents=[common], help="check config, warehouse, tables, columns, Datadog key")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json prints one document on stdout, for scripts: ok, the problems, warnings and notes, "
+                   "overall and per instance (default: text); the exit code is the same")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("plan", parents=[common],
-                       help="print how many custom-metric series each job will create, before anything is sent")
+                       help="print how many custom-metric series each job will create and an estimate of their "
+                       "monthly cost, before anything is sent")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
     p.add_argument("--lookback", metavar="DURATION",
                    help="period of the window jobs, e.g. 1h or 1d (default: each job's initial_lookback)")
@@ -86,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log records at this level and above go to stderr (default: WARNING)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "report", help="write an HTML page of charts per model over a metrics file, shading where monitors fire",
+        description="Write one self-contained HTML file (no script, nothing fetched) with, per model, charts of the "
+        "period a JSON Lines metrics file covers: volume, mean and p95, same-value ratio, PSI, mean ratio, online "
+        "logloss, AUC and calibration against offline, reproducibility, training rows by version, and the serving "
+        "inputs and segments when the file has them. The shipped monitors are replayed over the file every --every; "
+        "where one would fire is shaded on the charts of its model and metric family, and listed in a table. "
+        "Needs matplotlib: pip install 'mlmon[report]'.",
+    )
+    p.add_argument("--metrics", type=Path, required=True, metavar="FILE",
+                   help="the JSON Lines sink's output (transport: jsonl, or mlmon demo's metrics.jsonl)")
+    p.add_argument("--out", type=Path, default=Path("report.html"), metavar="FILE",
+                   help="the HTML file to write (default: report.html)")
+    p.add_argument("--root", type=Path, help=_root_help("monitors/"))
+    p.add_argument("--every", default="10m", metavar="DURATION",
+                   help="replay the monitors every DURATION over the file's period (default: 10m)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "init", help="write a starter config (the shipped conf.yaml.example, its required values filled in)",
@@ -117,6 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, help=_root_help("dashboards/, monitors/ and metadata.csv"))
     p.add_argument("--dry-run", action="store_true", help="read the account and print the plan; write nothing")
     p.set_defaults(func=cmd_assets_sync)
+    from mlmon.cli.assets import cmd_assets_export
+
+    p = assets.add_parser(
+        "export", parents=[common],
+        help="write the dashboards and monitors as Terraform JSON files, as sync would send them",
+        description="Write the dashboards and monitors under --root as Terraform resources of the DataDog/datadog "
+        "provider, for a team that manages Datadog with Terraform instead of mlmon assets sync. Each resource "
+        "holds the JSON that sync would send for the same --config (notify handles, tags, thresholds, the "
+        "mlmon_asset identity; enabled: false leaves a monitor out). DIR gets two files in Terraform's JSON "
+        "syntax: mlmon_versions.tf.json (terraform required_providers: datadog from DataDog/datadog) and "
+        "mlmon_assets.tf.json (one datadog_monitor_json per monitor and one datadog_dashboard_json per "
+        "dashboard, named mlmon_ and the file name, e.g. datadog_monitor_json.mlmon_predictions_shifted). "
+        "Both are rewritten by each export, byte for byte the same for the same input; other files in DIR are "
+        "left alone. Use DIR as a module of its own: it declares the provider, not its credentials.",
+    )
+    p.add_argument("--format", required=True, choices=["terraform"],
+                   help="output format: terraform (.tf.json files for the DataDog/datadog provider)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory to write the files to, created if missing")
+    p.add_argument("--root", type=Path, help=_root_help("dashboards/, monitors/ and metadata.csv"))
+    p.set_defaults(func=cmd_assets_export)
     p = assets.add_parser("evaluate", help="which shipped monitors would fire on recorded metrics (JSON Lines)")
     p.add_argument("--metrics", type=Path, required=True, metavar="FILE",
                    help="the JSON Lines sink's output (transport: jsonl, or mlmon demo's metrics.jsonl)")
