@@ -133,3 +133,23 @@ def test_bad_instance_is_a_configuration_error(tmp_path) -> None:
     """A bad key raises ConfigurationError naming the path, when the Agent creates the check."""
     with pytest.raises(ConfigurationError, match=r"instances -> 0 -> warehouse"):
         MlmonCheck("mlmon", {"state_dir": str(tmp_path)}, [{"name": "ads", "warehouse": {"engine": "oracle"}}])
+
+
+def test_a_run_that_raises_is_can_run_critical_per_job(aggregator, dd_run_check, duckdb_warehouse, tmp_path,
+                                                       monkeypatch) -> None:
+    """A bug that escapes the run: check() does not raise, and each enabled job of each instance gets can_run
+    CRITICAL in the check's own groups (instance, job), naming the error."""
+    from mlmon.jobs import JOBS
+    from mlmon.runner import Agent
+
+    check = make_check(tmp_path, duckdb_warehouse.config())
+
+    def broken(self: Agent) -> list:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Agent, "run_once", broken)
+    dd_run_check(check)
+    checks = aggregator.service_checks("mlmon.job.can_run")
+    assert sorted(tuple(sorted(t for t in c.tags if t.startswith(("instance:", "job:")))) for c in checks) == sorted(
+        ("instance:ads", f"job:{job}") for job in JOBS)
+    assert all(c.status == AgentCheck.CRITICAL and "RuntimeError: a bug" in c.message for c in checks)

@@ -29,8 +29,10 @@ from typing import Any, cast
 from datadog_checks.base import AgentCheck, ConfigurationError
 
 from mlmon.config import Config, ConfigError, DatadogConfig, parse_config
+from mlmon.jobs import JOBS
+from mlmon.reports import JOB_CHECK
 from mlmon.runner import Agent
-from mlmon.samples import MetricType, Point, Sample
+from mlmon.samples import MetricType, Point, Sample, make_tags
 from mlmon.sinks.base import Sink, SinkError
 from mlmon.sinks.base import flush as flush_sink
 
@@ -111,6 +113,11 @@ class MlmonCheck(AgentCheck):  # type: ignore[no-untyped-call]  # the base's __i
                     self.log.warning("instance %s job %s: %s", report.instance, report.job, "; ".join(report.messages))
         except Exception as exc:  # never out of check(): the Agent would only log it, without a service check
             self.log.exception("mlmon run failed")
-            tags = [f"instance:{i.name}" for i in self.mlmon_config.instances]
-            self.service_check("mlmon.job.can_run", AgentCheck.CRITICAL, tags=tags,
-                               message=f"{type(exc).__name__}: {exc}", raw=True)
+            # no job ran: each enabled job of each instance is CRITICAL, in the check's own groups (instance, job)
+            for instance in self.mlmon_config.instances:
+                for job, spec in JOBS.items():
+                    if spec.settings(instance).enabled:
+                        tags = list(make_tags(self.mlmon_config.base_tags(instance), f"instance:{instance.name}",
+                                              f"job:{job}"))
+                        self.service_check(JOB_CHECK, AgentCheck.CRITICAL, tags=tags,
+                                           message=f"{type(exc).__name__}: {exc}", raw=True)
