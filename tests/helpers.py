@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator, Sequence
@@ -149,3 +151,15 @@ class Listener:
                 out.extend(self.sock.recv(65535).decode().splitlines())
             except TimeoutError:
                 return out
+
+
+def asset_root(tmp_path: Path, name: str, dashboard: dict[str, Any]) -> Path:
+    """A copy of the shipped monitors, dashboards and catalogue under ``tmp_path/assets``, plus ``dashboard`` as
+    ``dashboards/<name>.json``."""
+    root = Path(__file__).resolve().parents[1]
+    folder = tmp_path / "assets"
+    shutil.copytree(root / "monitors", folder / "monitors")
+    shutil.copytree(root / "dashboards", folder / "dashboards")
+    shutil.copy(root / "metadata.csv", folder)
+    (folder / "dashboards" / f"{name}.json").write_text(json.dumps(dashboard))
+    return folder

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import API_KEY
+from tests.helpers import API_KEY, asset_root
 
 from mlmon.assets.sync import desired_assets
 from mlmon.cli import main
@@ -45,12 +44,7 @@ def account() -> Iterator[IntakeServer]:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """The shipped monitors, dashboards and catalogue, plus the fixture dashboard."""
-    folder = tmp_path / "assets"
-    shutil.copytree(ROOT / "monitors", folder / "monitors")
-    shutil.copytree(ROOT / "dashboards", folder / "dashboards")
-    shutil.copy(ROOT / "metadata.csv", folder)
-    (folder / "dashboards" / "sync_fixture.json").write_text(json.dumps(FIXTURE_DASHBOARD))
-    return folder
+    return asset_root(tmp_path, "sync_fixture", FIXTURE_DASHBOARD)
 
 
 def write_config(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.helpers import API_KEY
+from tests.helpers import API_KEY, asset_root
 
 from mlmon.assets.sync import desired_assets
 from mlmon.assets.terraform import ASSETS_FILE, MARKER, VERSIONS_FILE, resource_name
@@ -60,12 +59,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """The shipped monitors, dashboards and catalogue, plus a second dashboard."""
-    folder = tmp_path / "assets"
-    shutil.copytree(ROOT / "monitors", folder / "monitors")
-    shutil.copytree(ROOT / "dashboards", folder / "dashboards")
-    shutil.copy(ROOT / "metadata.csv", folder)
-    (folder / "dashboards" / "export_fixture.json").write_text(json.dumps(EXTRA_DASHBOARD))
-    return folder
+    return asset_root(tmp_path, "export_fixture", EXTRA_DASHBOARD)
 
 
 @pytest.fixture

@@ -120,35 +120,28 @@ def compare(job: PredictionsJob, width: float, history: History, model: str, ver
     or what must be read first."""
     pool = max(1, round(job.drift_max_pool / width))
     need = max(job.drift_min_rows, 1)
+    span = [index - k for k in range(pool)]
     for reference in job.drift_reference:
+        offset: int | None = None  # training: a fixed reference side, the version's validation sample
         if isinstance(reference, str):
             assert reference == TRAINING_REFERENCE
             if (model, version) not in history.validation:
                 return Needs(validation=(model, version))
-            baseline = history.validation[(model, version)]
-            if baseline is None or baseline.rows < need:
+            sample = history.validation[(model, version)]
+            if sample is None or sample.rows < need:
                 continue
-            span = [index - k for k in range(pool)]
-            if missing := frozenset(i for i in span if not history.covers(i, model)):
-                return Needs(windows=missing)
-            parts: list[DriftSample] = []
-            for i in span:
-                found = history.of_version(i, model, version)
-                parts += [found] if found is not None else []
-                current = DriftSample.merge(parts)
-                if current.rows >= need:
-                    return Comparison(reference, index - i + 1, current, baseline)
-            continue
-        offset = round(reference / width)
-        span = [index - k for k in range(pool)]
-        if missing := frozenset(i for j in span for i in (j, j - offset) if not history.covers(i, model)):
+            ref = [sample]
+        else:
+            offset, ref = round(reference / width), []
+        reads = span if offset is None else [i for j in span for i in (j, j - offset)]
+        if missing := frozenset(i for i in reads if not history.covers(i, model)):
             return Needs(windows=missing)
         cur: list[DriftSample] = []
-        ref: list[DriftSample] = []
         for i in span:
             found = history.of_version(i, model, version)
             cur += [found] if found is not None else []
-            ref += history.of_model(i - offset, model)
+            if offset is not None:
+                ref += history.of_model(i - offset, model)
             current, baseline = DriftSample.merge(cur), DriftSample.merge(ref)
             if min(current.rows, baseline.rows) >= need:
                 return Comparison(reference, index - i + 1, current, baseline)

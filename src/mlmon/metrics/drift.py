@@ -47,13 +47,6 @@ class DriftSample:
         return self.total / self.rows if self.rows else None
 
     @classmethod
-    def from_values(cls, values: npt.ArrayLike) -> DriftSample:
-        """Summarise raw predictions the way the warehouse does (invalid values are left out)."""
-        arr = np.asarray(values, dtype=np.float64)
-        arr = arr[(arr >= 0.0) & (arr <= 1.0)]
-        return cls(ScoreHistogram.from_values(arr), float(arr.sum()))
-
-    @classmethod
     def merge(cls, samples: list[DriftSample]) -> DriftSample:
         """The union of ``samples`` (pooled windows, or a reference's model versions)."""
         return cls(ScoreHistogram.merge(s.histogram for s in samples), float(sum(s.total for s in samples)))
