@@ -55,7 +55,10 @@ def test_demo_prints_summary_with_planted_incidents(tmp_path, capsys) -> None:
     # 1.15-1.5x offline in those windows, 1.15-1.3x over the monitor's 3 hours): it may alert or only warn
     maybe = {("online_quality_degraded", "model:ctr_banner"), ("predictions_shifted", "model:cvr_app"),
              ("predictions_mean_shifted", "model:cvr_app"), ("online_quality_degraded", "model:cvr_app"),
-             ("training_serving_skew", "model:ctr_banner,feature:bid_floor")}
+             ("training_serving_skew", "model:ctr_banner,feature:bid_floor"),
+             # the planted slice itself (labels drawn independently of the score): segment_miscalibrated fired on it
+             # in one CI run (2026-12-01, end time not recorded); allowed there only, never on another slice
+             ("segment_miscalibrated", "model:ctr_banner,segment:placement,segment_value:search")}
     assert fired - maybe == {
         ("same_value_ratio_high", "model:cvr_app"),
         ("predictions_unavailable", "model:ctr_video"), ("reproducibility_low", "model:cvr_app"),
